@@ -1,0 +1,417 @@
+"""Experiment configuration: frozen dataclasses loaded strictly from YAML.
+
+One YAML file describes one experiment (``configs/*.yaml``). Loading is strict: an unknown key, a
+value of the wrong type or a value outside its allowed set raises :class:`ConfigError` naming the
+file and the dotted key (``method.d``). Defaults follow the PaDiM paper (Sec. IV; see
+``padim_bench/reference/paper.yaml``): resize 256, centre-crop 224, R18 with d = 100, covariance
+epsilon 0.01, Gaussian sigma 4, PRO integrated to FPR 0.3.
+
+Method-specific keys (``d`` and ``epsilon`` for PaDiM, ...) sit in the same ``method:`` section and
+are checked against the registered method's own parameter dataclass, so a misspelt key is an error
+rather than silently ignored.
+
+Overrides from the command line are applied on top of the file in a fixed order (file, then
+``--set key=value`` pairs, then the named options) by :func:`apply_overrides`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from .errors import ConfigError
+
+METRIC_NAMES = ("image_roc_auc", "pixel_roc_auc", "pro")
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Where the data is and how images are prepared.
+
+    Attributes:
+        name: dataset format; ``mvtec_ad`` reads the official MVTec AD layout (and any user folder
+            in that layout).
+        root: folder holding one sub-folder per category.
+        categories: ``"all"`` (every category folder found under ``root``) or a list of names.
+        resize: side in pixels of the square resize (paper: 256).
+        crop: side in pixels of the centre crop, or ``None`` for no crop (paper: 224 on MVTec AD).
+        interpolation: image resize filter (paper: bicubic [one source]); masks always use nearest.
+        texture_categories: categories counted as textures in the textures / objects / all means;
+            ``None`` means MVTec AD's five (carpet, grid, leather, tile, wood).
+    """
+
+    name: Literal["mvtec_ad"] = "mvtec_ad"
+    root: str = "../shared/data/mvtec_ad"
+    categories: Union[str, list[str]] = "all"
+    resize: int = 256
+    crop: Union[int, None] = 224
+    interpolation: Literal["nearest", "bilinear", "bicubic"] = "bicubic"
+    texture_categories: Union[list[str], None] = None
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """The anomaly-detection method, its backbone and its own parameters.
+
+    Attributes:
+        name: registered method name (``padim``).
+        backbone: registered backbone name (``resnet18``, ``wide_resnet50_2``, ...).
+        weights: ``imagenet`` (pretrained, the paper's setting) or ``random`` (seeded random
+            initialisation; only for time and memory figures, and labelled so in every output).
+        layers: backbone layers tapped for the embedding, shallowest first.
+        seed: seed for every random choice of the method (channel selection, random weights).
+        params: the method's own parameters (a frozen dataclass owned by the method).
+    """
+
+    name: str = "padim"
+    backbone: str = "resnet18"
+    weights: Literal["imagenet", "random"] = "imagenet"
+    layers: list[str] = field(default_factory=lambda: ["layer1", "layer2", "layer3"])
+    seed: int = 0
+    params: Any = None
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """How anomaly maps are post-processed and scored.
+
+    Attributes:
+        metrics: subset of ``image_roc_auc``, ``pixel_roc_auc``, ``pro``.
+        sigma: standard deviation in pixels of the Gaussian filter applied to each map (paper: 4).
+        pro_fpr_limit: upper FPR bound of the PRO integral (paper: 0.3).
+        map_interpolation: filter used to upsample patch-level maps to the crop size.
+    """
+
+    metrics: list[str] = field(default_factory=lambda: list(METRIC_NAMES))
+    sigma: float = 4.0
+    pro_fpr_limit: float = 0.3
+    map_interpolation: Literal["nearest", "bilinear", "bicubic"] = "bilinear"
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how the computation runs.
+
+    Attributes:
+        device: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``.
+        batch_size: images per forward pass during fitting and batched scoring.
+        workers: DataLoader worker processes for decoding images (0 = in the main process).
+        threads: torch intra-op threads; ``None`` keeps torch's default.
+        timing_images: test images scored one at a time for the batch-1 inference timing.
+        warmup_images: images scored (and discarded) before the timed batch-1 span.
+    """
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = 32
+    workers: int = 2
+    threads: Union[int, None] = None
+    timing_images: int = 20
+    warmup_images: int = 2
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where results go.
+
+    Attributes:
+        dir: output folder of the run (created; never silently overwritten).
+        save_models: also save each fitted model (``models/<category>.pt``, tensors only).
+    """
+
+    dir: str = "results/runs/default"
+    save_models: bool = False
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole experiment: dataset, method, evaluation, runtime and output."""
+
+    name: str = "experiment"
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (what :func:`config_from_dict` reads back), method params flattened."""
+        d = dataclasses.asdict(self)
+        params = d["method"].pop("params") or {}
+        d["method"].update(params)
+        return d
+
+    def config_hash(self) -> str:
+        """First 12 hex digits of the SHA-256 of the canonical JSON of everything that changes the
+        numbers (output and runtime sections excluded, except the device)."""
+        d = self.to_dict()
+        d.pop("output")
+        d["runtime"] = {"device": d["runtime"]["device"]}
+        d.pop("name")
+        blob = json.dumps(d, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------------------------
+# strict construction from plain data
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against type ``tp``; returns the (possibly converted) value."""
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise bad
+        return value
+    if origin in (Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                continue
+        raise bad
+    if tp is type(None):
+        if value is not None:
+            raise bad
+        return None
+    if origin is list:
+        if not isinstance(value, list):
+            raise bad
+        (item,) = typing.get_args(tp)
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if dataclasses.is_dataclass(tp):
+        return build_dataclass(tp, value, key)
+    raise TypeError(f"unsupported config type {tp!r} at {key}")  # a bug, not a user error
+
+
+def build_dataclass(cls: type, data: Any, prefix: str) -> Any:
+    """Build dataclass ``cls`` from mapping ``data``, rejecting unknown keys and wrong types.
+
+    Raises:
+        ConfigError: naming ``prefix.key`` for an unknown key (with a suggestion) or a bad value.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown key {dotted!r}.{hint} Valid keys: {', '.join(names)}")
+        kwargs[key] = _coerce(value, hints[key], dotted)
+    return cls(**kwargs)
+
+
+def _method_params_class(name: str) -> type:
+    from .methods import METHODS  # local import: methods register themselves on import
+
+    return METHODS.get(name).params_class
+
+
+def config_from_dict(data: dict[str, Any], *, default_name: str = "experiment") -> RunConfig:
+    """Build and validate a :class:`RunConfig` from plain data (as read from YAML).
+
+    Raises:
+        ConfigError: unknown key, wrong type, unknown method or an invalid value.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: expected a mapping at the top level, got {type(data).__name__}")
+    data = dict(data)
+    method_raw = dict(data.pop("method", None) or {})
+    common = {f.name for f in dataclasses.fields(MethodConfig)} - {"params"}
+    method_common = {k: v for k, v in method_raw.items() if k in common}
+    method_own = {k: v for k, v in method_raw.items() if k not in common}
+    data.setdefault("name", default_name)
+    cfg = build_dataclass(RunConfig, data, "")
+    mc = build_dataclass(MethodConfig, method_common, "method")
+    params_cls = _method_params_class(mc.name)
+    try:
+        params = build_dataclass(params_cls, method_own, "method")
+    except ConfigError as e:
+        raise ConfigError(f"{e} (keys of method {mc.name!r} plus {', '.join(sorted(common))})") from None
+    cfg = dataclasses.replace(cfg, method=dataclasses.replace(mc, params=params))
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: RunConfig) -> None:
+    """Value checks that need no data and no model (ranges, metric names, layer list).
+
+    Raises:
+        ConfigError: the first invalid value, naming its key.
+    """
+    ds, ev, rt = cfg.dataset, cfg.evaluation, cfg.runtime
+    if ds.resize < 8:
+        raise ConfigError(f"dataset.resize: must be >= 8 pixels, got {ds.resize}")
+    if ds.crop is not None and not 8 <= ds.crop <= ds.resize:
+        raise ConfigError(f"dataset.crop: must be between 8 and dataset.resize ({ds.resize}), got {ds.crop}")
+    if isinstance(ds.categories, str) and ds.categories != "all":
+        raise ConfigError(f"dataset.categories: 'all' or a list of names, got {ds.categories!r}")
+    if isinstance(ds.categories, list) and not ds.categories:
+        raise ConfigError("dataset.categories: the list is empty")
+    for m in ev.metrics:
+        if m not in METRIC_NAMES:
+            raise ConfigError(f"evaluation.metrics: unknown metric {m!r}. Valid: {', '.join(METRIC_NAMES)}")
+    if ev.sigma < 0:
+        raise ConfigError(f"evaluation.sigma: must be >= 0 (0 disables the filter), got {ev.sigma}")
+    if not 0 < ev.pro_fpr_limit <= 1:
+        raise ConfigError(f"evaluation.pro_fpr_limit: must be in (0, 1], got {ev.pro_fpr_limit}")
+    if not cfg.method.layers:
+        raise ConfigError("method.layers: at least one layer is needed")
+    if len(set(cfg.method.layers)) != len(cfg.method.layers):
+        raise ConfigError(f"method.layers: duplicated layer in {cfg.method.layers}")
+    for key in ("batch_size", "timing_images"):
+        if getattr(rt, key) < 1:
+            raise ConfigError(f"runtime.{key}: must be >= 1, got {getattr(rt, key)}")
+    for key in ("workers", "warmup_images"):
+        if getattr(rt, key) < 0:
+            raise ConfigError(f"runtime.{key}: must be >= 0, got {getattr(rt, key)}")
+    if rt.threads is not None and rt.threads < 1:
+        raise ConfigError(f"runtime.threads: must be >= 1 or null, got {rt.threads}")
+    check = getattr(cfg.method.params, "check", None)
+    if check is not None:
+        check()
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with ``yaml.safe_load`` (never executes code from the file).
+
+    Raises:
+        ConfigError: the file is missing, is not valid YAML, or is not a mapping.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not a UTF-8 text file ({e})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``data['a']['b'] = value`` for ``dotted == 'a.b'``, creating sections as needed."""
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"--set {dotted}: {part!r} is not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def apply_overrides(data: dict[str, Any], sets: list[str] | None = None, **named: Any) -> dict[str, Any]:
+    """Apply command-line overrides to raw config data (before validation).
+
+    Args:
+        data: the mapping read from YAML (not modified; a deep copy is returned).
+        sets: ``key.path=value`` strings; ``value`` is parsed with ``yaml.safe_load`` so ``3``,
+            ``0.5``, ``null`` and ``[a, b]`` get their YAML types.
+        named: ``data_root``, ``categories`` (comma-separated), ``device``, ``out``, ``weights``;
+            ``None`` values are ignored. Applied after ``sets``.
+
+    Raises:
+        ConfigError: a malformed ``--set`` string.
+    """
+    data = json.loads(json.dumps(data))  # deep copy of plain data
+    for item in sets or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. method.d=200")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML ({e})") from None
+        set_dotted(data, key.strip(), value)
+    mapping = {
+        "data_root": "dataset.root",
+        "device": "runtime.device",
+        "out": "output.dir",
+        "weights": "method.weights",
+    }
+    for name, value in named.items():
+        if value is None:
+            continue
+        if name == "categories":
+            cats = [c.strip() for c in str(value).split(",") if c.strip()]
+            set_dotted(data, "dataset.categories", "all" if cats == ["all"] else cats)
+        elif name in mapping:
+            set_dotted(data, mapping[name], str(value))
+        else:
+            raise TypeError(f"unknown override {name!r}")  # a bug, not a user error
+    return data
+
+
+def load_config(path: str | Path, sets: list[str] | None = None, **named: Any) -> RunConfig:
+    """Read ``path``, apply overrides (see :func:`apply_overrides`) and validate.
+
+    The experiment name defaults to the file's stem and the output folder to
+    ``results/runs/<name>``.
+
+    Raises:
+        ConfigError: see :func:`read_yaml`, :func:`apply_overrides` and :func:`config_from_dict`.
+    """
+    p = Path(path)
+    data = apply_overrides(read_yaml(p), sets, **named)
+    name = data.get("name") or p.stem
+    if not isinstance(data.get("output"), dict) or "dir" not in data["output"]:
+        set_dotted(data, "output.dir", f"results/runs/{name}")
+    try:
+        return config_from_dict(data, default_name=p.stem)
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from None

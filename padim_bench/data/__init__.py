@@ -1,0 +1,1 @@
+"""Datasets: MVTec AD loading and the embedded demo dataset."""

@@ -1,0 +1,116 @@
+"""Decoding images and masks into arrays, whatever their PNG mode or bit depth.
+
+* Images become float32 ``(H, W, 3)`` in [0, 1]: greyscale is replicated to 3 channels (MVTec AD's
+  grid, screw and zipper are greyscale), 16-bit data is scaled by its real bit depth (the PNG
+  ``sBIT`` chunk when present, else the smallest of 8/10/12/14/16 bits that holds the maximum),
+  and transparent pixels are composited on black (``ALPHA_BACKGROUND``).
+* Masks become bool ``(H, W)``: any non-zero pixel is anomalous (MVTec AD stores {0, 255}).
+
+Every decoding failure is a :class:`~padim_bench.errors.DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import DataError
+
+ALPHA_BACKGROUND = 0.0  # transparent pixels are composited on black
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        img = Image.open(path)
+        img.load()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"{path}: cannot decode image ({e})") from None
+    return img
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` from the file header, without decoding the pixels.
+
+    Raises:
+        DataError: the file is missing or not an image.
+    """
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"{path}: cannot read image header ({e})") from None
+
+
+def _high_bit_scale(arr: np.ndarray, img: Image.Image) -> float:
+    """Full-scale value of 16-bit data: from the PNG sBIT chunk, else the data's maximum."""
+    sbit = img.info.get("sbit") if hasattr(img, "info") else None
+    if isinstance(sbit, (tuple, list)) and sbit:
+        sbit = sbit[0]
+    if isinstance(sbit, int) and 1 <= sbit <= 16:
+        return float(2**sbit - 1)
+    peak = int(arr.max()) if arr.size else 0
+    for bits in (8, 10, 12, 14, 16):
+        if peak < 2**bits:
+            return float(2**bits - 1)
+    return float(arr.max())  # 32-bit integer data beyond 16 bits: scale by its own maximum
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Decode an image file to float32 ``(H, W, 3)`` RGB in [0, 1].
+
+    Raises:
+        DataError: the file is missing, truncated or not a decodable image.
+    """
+    path = Path(path)
+    img = _open(path)
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "I;16N"):
+        arr = np.asarray(img).astype(np.float64)
+        arr = arr / _high_bit_scale(arr, img)
+        arr = np.clip(arr, 0.0, 1.0)[..., None].repeat(3, axis=2)
+        return arr.astype(np.float32)
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float32)
+        return np.clip(arr, 0.0, 1.0)[..., None].repeat(3, axis=2)
+    if mode == "P":
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("LA", "La", "RGBA", "RGBa", "PA"):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[..., 3:4]
+        return (rgba[..., :3] * alpha + ALPHA_BACKGROUND * (1.0 - alpha)).astype(np.float32)
+    if mode == "1":
+        img = img.convert("L")
+        mode = "L"
+    if mode == "L":
+        arr = np.asarray(img, dtype=np.float32) / 255.0
+        return arr[..., None].repeat(3, axis=2)
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def load_mask(path: str | Path) -> np.ndarray:
+    """Decode a ground-truth mask to bool ``(H, W)``: any non-zero pixel is anomalous.
+
+    Warns (``UserWarning``) when the maximum is neither 1 nor 255, since such masks are often
+    class-id or anti-aliased images where the binarisation deserves a look.
+
+    Raises:
+        DataError: the file is missing or not decodable.
+    """
+    path = Path(path)
+    img = _open(path)
+    arr = np.asarray(img)
+    if arr.ndim == 3:
+        arr = arr[..., :3].max(axis=2) if arr.shape[2] != 2 else arr[..., 0]
+    peak = arr.max() if arr.size else 0
+    if peak not in (0, 1, 255):
+        warnings.warn(f"{path}: mask maximum is {peak} (neither 1 nor 255); every non-zero pixel is taken as anomalous")
+    return arr != 0

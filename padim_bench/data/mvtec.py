@@ -1,0 +1,153 @@
+"""The MVTec AD folder layout (Bergmann et al., CVPR 2019), also used for user folders.
+
+Layout of one category::
+
+    CATEGORY/train/good/*.png
+    CATEGORY/test/<defect or good>/*.png
+    CATEGORY/ground_truth/<defect>/<stem>_mask.png
+
+Scanning checks the layout before any pixel is decoded: an empty ``train/good``, a defective test
+image without its mask, a mask without its image, or a mask whose size differs from its image is
+a :class:`~padim_bench.errors.DataError` naming the files. Images and masks are paired by file stem,
+never by list position; lists are in natural order (1, 2, 10), independent of creation order.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError, DataError
+from .images import IMAGE_EXTENSIONS, image_size
+
+MVTEC_CATEGORIES = (
+    "bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut",
+    "pill", "screw", "tile", "toothbrush", "transistor", "wood", "zipper",
+)  # fmt: skip
+MVTEC_TEXTURES = ("carpet", "grid", "leather", "tile", "wood")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image: its path, label (0 normal, 1 anomalous), defect type and mask path (or None)."""
+
+    path: Path
+    label: int
+    defect: str
+    mask_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class CategorySplit:
+    """The training (normal only) and test samples of one category."""
+
+    name: str
+    root: Path
+    train: tuple[Sample, ...]
+    test: tuple[Sample, ...]
+
+
+def natural_key(path: Path) -> list:
+    """Sort key ordering ``2.png`` before ``10.png``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files in ``folder`` (extensions matched case-insensitively), in natural order."""
+    return sorted(
+        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
+        key=natural_key,
+    )
+
+
+def list_categories(root: str | Path) -> list[str]:
+    """Category folders under ``root`` (those with a ``train`` sub-folder), sorted.
+
+    Raises:
+        DataError: ``root`` does not exist or holds no category.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset root not found: {root} (set dataset.root or --data-root)")
+    cats = sorted(p.name for p in root.iterdir() if (p / "train").is_dir())
+    if not cats:
+        raise DataError(f"{root}: no category folders (expected CATEGORY/train/good, MVTec AD layout)")
+    return cats
+
+
+def resolve_categories(root: str | Path, wanted: str | list[str]) -> list[str]:
+    """The categories a run covers: all found under ``root``, or the listed ones.
+
+    Raises:
+        DataError: ``root`` is missing or empty.
+        ConfigError: a listed category is not under ``root`` (the message lists those that are).
+    """
+    found = list_categories(root)
+    if wanted == "all":
+        return found
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        raise ConfigError(
+            f"dataset.categories: {', '.join(missing)} not found under {root}. Available: {', '.join(found)}"
+        )
+    return list(dict.fromkeys(wanted))
+
+
+def scan_category(root: str | Path, category: str) -> CategorySplit:
+    """Scan one category folder and pair every defective test image with its mask.
+
+    Raises:
+        DataError: missing or empty ``train/good`` or ``test``, an unpaired image or mask, or a
+            mask whose size differs from its image (all named in the message).
+    """
+    base = Path(root) / category
+    exts = ", ".join(IMAGE_EXTENSIONS)
+    good = base / "train" / "good"
+    if not good.is_dir():
+        raise DataError(f"{good}: folder not found (MVTec AD layout: CATEGORY/train/good)")
+    train = tuple(Sample(p, 0, "good") for p in list_images(good))
+    if not train:
+        raise DataError(f"{good}: no training images (accepted extensions, any case: {exts})")
+    test_dir = base / "test"
+    if not test_dir.is_dir():
+        raise DataError(f"{test_dir}: folder not found (MVTec AD layout: CATEGORY/test/<defect>)")
+    gt_dir = base / "ground_truth"
+    test: list[Sample] = []
+    for defect_dir in sorted((p for p in test_dir.iterdir() if p.is_dir()), key=natural_key):
+        defect = defect_dir.name
+        images = list_images(defect_dir)
+        if defect == "good":
+            test += [Sample(p, 0, "good") for p in images]
+            continue
+        masks = {}
+        mask_dir = gt_dir / defect
+        if mask_dir.is_dir():
+            for m in list_images(mask_dir):
+                stem = m.stem[: -len("_mask")] if m.stem.endswith("_mask") else m.stem
+                masks[stem] = m
+        stems = {p.stem for p in images}
+        for p in images:
+            if p.stem not in masks:
+                raise DataError(
+                    f"{p}: defective test image without a mask (expected {mask_dir / (p.stem + '_mask.png')})"
+                )
+            mask = masks[p.stem]
+            isz, msz = image_size(p), image_size(mask)
+            if isz != msz:
+                raise DataError(
+                    f"mask size differs from its image: {mask} is {msz[0]}x{msz[1]}, {p} is {isz[0]}x{isz[1]}"
+                )
+            test.append(Sample(p, 1, defect, mask))
+        orphans = sorted(set(masks) - stems)
+        if orphans:
+            names = ", ".join(masks[o].name for o in orphans[:5])
+            raise DataError(f"{mask_dir}: {len(orphans)} mask(s) without an image in {defect_dir}: {names}")
+    if not test:
+        raise DataError(f"{test_dir}: no test images (accepted extensions, any case: {exts})")
+    return CategorySplit(category, base, train, tuple(test))
+
+
+def category_kind(category: str, textures: list[str] | None = None) -> str:
+    """``texture`` or ``object`` (MVTec AD's grouping, or the given texture list)."""
+    return "texture" if category in (textures if textures is not None else MVTEC_TEXTURES) else "object"

@@ -1,0 +1,10 @@
+"""Anomaly-detection methods behind one interface (:class:`~padim_bench.methods.base.Method`).
+
+Importing this package registers every method in :data:`METHODS`.
+"""
+
+from .base import METHODS, Method, MethodSpec
+
+from . import padim  # noqa: F401,E402  (registers "padim")
+
+__all__ = ["METHODS", "Method", "MethodSpec"]

@@ -1,0 +1,102 @@
+"""The interface every method implements, and the post-processing they share.
+
+A method is fitted on normal images only, then turns a batch of test images into patch-level
+anomaly maps. :func:`postprocess` (shared by all methods, paper Sec. III-C) upsamples each map to
+the input size, applies a Gaussian filter and takes the maximum as the image score.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+import scipy.ndimage
+import torch
+import torch.nn.functional as F
+
+from ..registry import Registry
+
+
+class Method(ABC):
+    """An anomaly-detection method: fit on normal images, score test images.
+
+    Subclasses take ``(params, extractor, device)`` in their constructor, where ``params`` is
+    their own frozen parameter dataclass and ``extractor`` a
+    :class:`~padim_bench.backbones.FeatureExtractor` (or ``None`` for methods without one).
+    """
+
+    name: str = "method"
+
+    @abstractmethod
+    def fit(self, batches: Iterable[torch.Tensor]) -> None:
+        """Fit on normal images.
+
+        Args:
+            batches: iterable of float32 tensors ``(B, 3, H, W)`` in [0, 1] (not normalised).
+        """
+
+    @abstractmethod
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """Patch-level anomaly maps for ``images`` ``(B, 3, H, W)`` float32 in [0, 1].
+
+        Returns:
+            float32 tensor ``(B, h, w)`` on the CPU, before upsampling and smoothing.
+        """
+
+    @abstractmethod
+    def state_nbytes(self) -> dict[str, int]:
+        """Bytes of the fitted state by component (e.g. ``mean``, ``cov``, ``backbone``)."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Fitted state as tensors and plain data (saved with ``torch.save``)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the state written by :meth:`state_dict`."""
+
+    def describe(self) -> dict[str, Any]:
+        """Plain-data facts about the fitted model to record in results (e.g. chosen channels)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """Registry entry: the method class and its parameter dataclass."""
+
+    cls: type
+    params_class: type
+
+
+METHODS: Registry[MethodSpec] = Registry("method")
+
+
+def postprocess(
+    raw: torch.Tensor, size: tuple[int, int], sigma: float, interpolation: str = "bilinear"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Upsample patch-level maps, smooth them, and take image scores.
+
+    Follows the paper (Sec. III-C) and the reference implementation: the map is upsampled to the
+    input size, filtered with ``scipy.ndimage.gaussian_filter`` (``sigma`` in pixels, truncate 4),
+    and the image score is the maximum of the filtered map.
+
+    Args:
+        raw: float32 ``(B, h, w)`` patch-level maps.
+        size: ``(H, W)`` output size in pixels (the crop size).
+        sigma: Gaussian standard deviation in pixels; 0 disables the filter.
+        interpolation: ``nearest``, ``bilinear`` or ``bicubic`` (``align_corners=False``).
+
+    Returns:
+        ``(maps, scores)``: float32 arrays ``(B, H, W)`` and ``(B,)``.
+    """
+    x = raw.detach().to("cpu", torch.float32)[:, None]
+    if tuple(x.shape[-2:]) != tuple(size):
+        kw = {} if interpolation == "nearest" else {"align_corners": False}
+        x = F.interpolate(x, size=size, mode=interpolation, **kw)
+    maps = x[:, 0].numpy()
+    if sigma > 0:
+        maps = np.stack([scipy.ndimage.gaussian_filter(m, sigma=sigma, truncate=4.0) for m in maps])
+    maps = np.ascontiguousarray(maps, dtype=np.float32)
+    return maps, maps.reshape(len(maps), -1).max(axis=1)

@@ -1,0 +1,152 @@
+"""Result files and tables: atomic JSON / CSV / Markdown writes and the rich terminal table.
+
+A run's record (``results.json``) holds the resolved config, its hash, the environment and one
+entry per category. Tables show metrics in percent (as the paper does) with textures / objects /
+all means; times in seconds; memory in GB = 1e9 bytes. A run with random backbone weights is
+labelled so in every table and file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from rich.table import Table
+
+METRIC_COLUMNS = (("image_roc_auc", "image ROC-AUC %"), ("pixel_roc_auc", "pixel ROC-AUC %"), ("pro", "PRO %"))
+RANDOM_WEIGHTS_NOTE = "RANDOM backbone weights: time and memory only; the metrics are not meaningful"
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``, so
+    a crash never leaves a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    """:func:`atomic_write_text` of ``obj`` as indented JSON (NaN is not allowed: use null)."""
+    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def summary_rows(categories: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-category rows followed by textures / objects / all means (means skip undefined cells).
+
+    Each row: ``name``, ``kind``, the three metrics (fractions or None), ``fit_s``,
+    ``infer_s_per_image``, ``fit_peak_gb``, ``state_gb``.
+    """
+
+    def row(c: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": c["category"],
+            "kind": c["kind"],
+            **{k: c["metrics"].get(k) for k, _ in METRIC_COLUMNS},
+            "fit_s": c["time"]["fit_s"],
+            "infer_s_per_image": c["time"]["infer_s_per_image"],
+            "fit_peak_gb": c["memory"]["fit_peak_rss_bytes"] / 1e9,
+            "state_gb": c["memory"]["state_gb"],
+        }
+
+    rows = [row(c) for c in categories]
+    groups = [("textures", "texture"), ("objects", "object"), ("all", None)]
+    means = []
+    for label, kind in groups:
+        members = [r for r in rows if kind is None or r["kind"] == kind]
+        if not members or (kind is not None and len(members) == len(rows)):
+            continue  # a group equal to "all" adds nothing
+        means.append({"name": f"mean: {label}", "kind": label,
+                      **{k: _mean(r[k] for r in members) for k in list(rows[0])[2:]}})
+    return rows + means
+
+
+def _pct(v: float | None, digits: int = 1) -> str:
+    return "undefined" if v is None else f"{100 * v:.{digits}f}"
+
+
+def _num(v: float | None, fmt: str) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+
+def title(record: dict[str, Any]) -> str:
+    """One-line description: method, backbone, d, dataset, weights."""
+    m = record["config"]["method"]
+    d = m.get("d")
+    return (f"{m['name']} | {m['backbone']}" + (f" d={d}" if d else "") +
+            f" | {record['config']['dataset']['name']} | weights: {m['weights']}")
+
+
+def rich_table(record: dict[str, Any]) -> Table:
+    """The paper-style table of a run for the terminal."""
+    t = Table(title=title(record), caption=RANDOM_WEIGHTS_NOTE if record["config"]["method"]["weights"] == "random" else None)
+    t.add_column("category")
+    for _, label in METRIC_COLUMNS:
+        t.add_column(label, justify="right")
+    for label in ("fit s", "infer s/img", "fit peak GB", "state GB"):
+        t.add_column(label, justify="right")
+    rows = summary_rows(record["categories"])
+    for i, r in enumerate(rows):
+        if r["name"].startswith("mean") and (i == 0 or not rows[i - 1]["name"].startswith("mean")):
+            t.add_section()
+        t.add_row(r["name"], *(_pct(r[k]) for k, _ in METRIC_COLUMNS), _num(r["fit_s"], ".1f"),
+                  _num(r["infer_s_per_image"], ".3f"), _num(r["fit_peak_gb"], ".2f"), _num(r["state_gb"], ".3f"),
+                  style="bold" if r["name"].startswith("mean") else None)
+    return t
+
+
+def markdown_table(record: dict[str, Any]) -> str:
+    """The same table in Markdown, metrics in percent with 2 decimals."""
+    head = ["category", *(label for _, label in METRIC_COLUMNS), "fit s", "infer s/img", "fit peak GB", "state GB"]
+    lines = [f"**{title(record)}**", ""]
+    if record["config"]["method"]["weights"] == "random":
+        lines += [f"_{RANDOM_WEIGHTS_NOTE}_", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in summary_rows(record["categories"]):
+        cells = [r["name"], *(_pct(r[k], 2) for k, _ in METRIC_COLUMNS), _num(r["fit_s"], ".1f"),
+                 _num(r["infer_s_per_image"], ".3f"), _num(r["fit_peak_gb"], ".2f"), _num(r["state_gb"], ".3f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(record: dict[str, Any]) -> str:
+    """One row per category (and mean rows), full precision; metrics as fractions in [0, 1]."""
+    rows = summary_rows(record["categories"])
+    buf = io.StringIO()
+    fields = ["name", "kind", "method", "backbone", "weights"] + [k for k in rows[0] if k not in ("name", "kind")]
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    m = record["config"]["method"]
+    for r in rows:
+        w.writerow({**{k: ("" if v is None else v) for k, v in r.items()},
+                    "method": m["name"], "backbone": m["backbone"], "weights": m["weights"]})
+    return buf.getvalue()
+
+
+def write_run_files(out_dir: str | Path, record: dict[str, Any]) -> list[Path]:
+    """Write ``results.json``, ``results.csv`` and ``results.md`` atomically into ``out_dir``."""
+    out = Path(out_dir)
+    files = [out / "results.json", out / "results.csv", out / "results.md"]
+    atomic_write_json(files[0], record)
+    atomic_write_text(files[1], csv_table(record))
+    atomic_write_text(files[2], markdown_table(record))
+    return files

@@ -1,0 +1,96 @@
+"""Wall-clock timing and peak-memory measurement of a code span.
+
+Peak process memory is the resident-set high-water mark: on Linux the kernel's ``VmHWM`` is reset
+at the start of the span (``/proc/self/clear_refs``, value 5) and read at its end, so the figure
+covers exactly the span; elsewhere a background thread samples the RSS with psutil every 5 ms (a
+lower bound). On CUDA, ``torch.cuda.max_memory_allocated`` is reset and read as well. Memory is
+reported in bytes; tables convert to GB = 1e9 bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import torch
+
+_STATUS = Path("/proc/self/status")
+_CLEAR = Path("/proc/self/clear_refs")
+
+
+def _vm_hwm() -> int | None:
+    try:
+        m = re.search(r"VmHWM:\s+(\d+) kB", _STATUS.read_text())
+    except OSError:
+        return None
+    return int(m.group(1)) * 1024 if m else None
+
+
+def _reset_hwm() -> bool:
+    try:
+        _CLEAR.write_text("5")
+    except OSError:
+        return False
+    return _vm_hwm() is not None
+
+
+@dataclass
+class Span:
+    """Result of :func:`measure`: seconds, peak RSS bytes, peak CUDA bytes and the RSS method."""
+
+    seconds: float = 0.0
+    peak_rss_bytes: int = 0
+    peak_cuda_bytes: int | None = None
+    rss_method: str = ""
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+
+class measure:
+    """Context manager timing a span (``time.perf_counter``) and its peak memory.
+
+    Example::
+
+        with measure(device) as span:
+            model.fit(loader)
+        span.seconds, span.peak_rss_bytes
+    """
+
+    def __init__(self, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.span = Span()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        proc = psutil.Process()
+        while not self.span._stop.wait(0.005):
+            self.span.peak_rss_bytes = max(self.span.peak_rss_bytes, proc.memory_info().rss)
+
+    def __enter__(self) -> Span:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        if _reset_hwm():
+            self.span.rss_method = "VmHWM (kernel high-water mark, reset at span start)"
+        else:
+            self.span.rss_method = "psutil RSS sampled every 5 ms"
+            self.span.peak_rss_bytes = psutil.Process().memory_info().rss
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        self._t0 = time.perf_counter()
+        return self.span
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.span.seconds = time.perf_counter() - self._t0
+        if self._thread is not None:
+            self.span._stop.set()
+            self._thread.join()
+        else:
+            self.span.peak_rss_bytes = _vm_hwm() or 0
+        if self.device.type == "cuda":
+            self.span.peak_cuda_bytes = int(torch.cuda.max_memory_allocated(self.device))

@@ -1,0 +1,293 @@
+"""One experiment end to end: config -> data -> backbone -> method -> metrics -> files.
+
+Order of work, so that every error a user can cause comes before any long computation:
+
+1. the config is already validated (:func:`padim_bench.config.load_config`);
+2. the output folder is checked (a run with another config is never overwritten silently);
+3. every category's layout is scanned (missing masks, empty folders, size mismatches);
+4. the backbone is loaded (missing weights fail here, at once) and ``d`` checked against it;
+5. per category: fit (timed, peak memory), batched scoring of the test set, a batch-1 timing pass,
+   metrics; the category's record is written atomically as soon as it is done, so an interrupted
+   run resumes where it stopped.
+
+Timed spans (seconds, ``time.perf_counter``):
+
+* ``fit_s``: the whole fit, decoding and pre-processing included (DataLoader workers overlap it).
+* ``infer_s_per_image``: batch 1, after ``warmup_images``, mean over ``timing_images`` test images,
+  from the image file to the smoothed map: decode, resize/crop, backbone, embedding, Mahalanobis
+  distances, upsampling, Gaussian filter, max. Model and weight loading are outside.
+* ``infer_model_s_per_image``: the same span without decode and pre-processing.
+* ``infer_batched_s_per_image``: the batched scoring pass over the whole test set, decode included.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import metrics as M
+from .backbones import load_backbone
+from .config import RunConfig
+from .data.images import load_image
+from .data.mvtec import CategorySplit, category_kind, resolve_categories, scan_category
+from .data.transforms import Preprocess, make_loader
+from .envinfo import environment
+from .errors import ConfigError, PadimBenchError
+from .methods import METHODS, Method
+from .methods.base import postprocess
+from .output import atomic_write_json, write_run_files
+from .profiling import measure
+
+RECORD_VERSION = 1
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU.
+
+    Raises:
+        ConfigError: ``cuda`` requested but not available.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("runtime.device: 'cuda' requested but torch sees no CUDA device (use auto or cpu)")
+    return torch.device(name)
+
+
+def build_method(cfg: RunConfig, device: torch.device) -> Method:
+    """Load the backbone and construct the configured method (no data is read).
+
+    Raises:
+        ConfigError: unknown method, backbone or layer, or ``d`` larger than the embedding.
+        WeightsError: ImageNet weights are neither cached nor downloadable.
+    """
+    spec = METHODS.get(cfg.method.name)
+    m = cfg.method
+    extractor = load_backbone(m.backbone, m.layers, weights=m.weights, seed=m.seed, device=device)
+    return spec.cls(m.params, extractor, device=device, seed=m.seed)
+
+
+def prepare_output(cfg: RunConfig, force: bool) -> Path:
+    """Create the output folder, or check that an existing one belongs to this config.
+
+    Returns:
+        The output folder.
+
+    Raises:
+        PadimBenchError: the folder holds a run with another config hash (unless ``force``), or
+            is a file.
+    """
+    out = Path(cfg.output.dir)
+    if out.exists() and not out.is_dir():
+        raise PadimBenchError(f"output.dir {out} exists and is not a folder")
+    info = out / "run.json"
+    if info.exists() and not force:
+        try:
+            old = json.loads(info.read_text())
+        except (OSError, ValueError) as e:
+            raise PadimBenchError(f"{info}: unreadable ({e}); use --force to start over or --out elsewhere") from None
+        if old.get("config_hash") != cfg.config_hash():
+            raise PadimBenchError(
+                f"{out} holds a run with another configuration (hash {old.get('config_hash')}, this one "
+                f"{cfg.config_hash()}); choose another --out, or --force to overwrite it"
+            )
+    (out / "categories").mkdir(parents=True, exist_ok=True)
+    atomic_write_json(info, {"config_hash": cfg.config_hash(), "config": cfg.to_dict()})
+    return out
+
+
+def _timing_pass(method: Method, cfg: RunConfig, split: CategorySplit, prep: Preprocess) -> dict[str, Any]:
+    """Batch-1 timing over ``timing_images`` test images after ``warmup_images`` (see module doc)."""
+    ev, rt = cfg.evaluation, cfg.runtime
+    n_warm = min(rt.warmup_images, len(split.test))
+    chosen = list(split.test[:n_warm]) + list(split.test[n_warm : n_warm + rt.timing_images])
+    total, model_only = [], []
+    for i, s in enumerate(chosen):
+        t0 = time.perf_counter()
+        img = prep.image(load_image(s.path))[None]
+        t1 = time.perf_counter()
+        postprocess(method.score(img), (prep.size, prep.size), ev.sigma, ev.map_interpolation)
+        t2 = time.perf_counter()
+        if i >= n_warm:
+            total.append(t2 - t0)
+            model_only.append(t2 - t1)
+    if not total:  # fewer test images than warm-up: time what there is
+        total, model_only = [float("nan")], [float("nan")]
+    return {
+        "infer_s_per_image": statistics.fmean(total),
+        "infer_s_per_image_median": statistics.median(total),
+        "infer_model_s_per_image": statistics.fmean(model_only),
+        "timing_images": len(total) if not np.isnan(total[0]) else 0,
+        "warmup_images": n_warm,
+    }
+
+
+def run_category(
+    cfg: RunConfig, method: Method, split: CategorySplit, device: torch.device,
+    progress: Progress | None = None, models_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Fit on ``split.train``, score ``split.test``, time and measure; returns the category record."""
+    ds, ev, rt = cfg.dataset, cfg.evaluation, cfg.runtime
+    prep = Preprocess(ds.resize, ds.crop, ds.interpolation)
+
+    def batches(loader, task):
+        for images, *_ in loader:
+            yield images
+            if progress is not None:
+                progress.advance(task, len(images))
+
+    task = progress.add_task(f"{split.name}: fit", total=len(split.train)) if progress else None
+    train_loader = make_loader(split.train, prep, rt.batch_size, rt.workers)
+    with measure(device) as fit_span:
+        method.fit(batches(train_loader, task))
+    if models_dir is not None:
+        _save_model(method, models_dir / f"{split.name}.pt")
+
+    task = progress.add_task(f"{split.name}: score", total=len(split.test)) if progress else None
+    maps, scores, masks, labels = [], [], [], []
+    with measure(device) as score_span:
+        for images, mask, label, _ in make_loader(split.test, prep, rt.batch_size, rt.workers):
+            m, s = postprocess(method.score(images), (prep.size, prep.size), ev.sigma, ev.map_interpolation)
+            maps.append(m), scores.append(s), masks.append(mask.numpy()), labels.append(label.numpy())
+            if progress is not None:
+                progress.advance(task, len(images))
+    maps_a, masks_a = np.concatenate(maps), np.concatenate(masks)
+    scores_a, labels_a = np.concatenate(scores), np.concatenate(labels)
+
+    with measure(device) as infer_span:
+        timing = _timing_pass(method, cfg, split, prep)
+
+    metric_values: dict[str, float | None] = {}
+    undefined = []
+    fns: dict[str, Callable[[], float | None]] = {
+        "image_roc_auc": lambda: M.image_roc_auc(scores_a, labels_a),
+        "pixel_roc_auc": lambda: M.pixel_roc_auc(maps_a, masks_a),
+        "pro": lambda: M.pro_auc(maps_a, masks_a, ev.pro_fpr_limit),
+    }
+    for name in ev.metrics:
+        metric_values[name] = fns[name]()
+        if metric_values[name] is None:
+            undefined.append(name)
+    if undefined:
+        warnings.warn(
+            f"{split.name}: {', '.join(undefined)} undefined (test set has "
+            f"{int(labels_a.sum())} anomalous and {int((labels_a == 0).sum())} normal images)"
+        )
+    state = method.state_nbytes()
+    return {
+        "category": split.name,
+        "kind": category_kind(split.name, ds.texture_categories),
+        "n_train": len(split.train),
+        "n_test": len(split.test),
+        "n_test_anomalous": int(labels_a.sum()),
+        "metrics": metric_values,
+        "undefined_metrics": undefined,
+        "time": {
+            "fit_s": fit_span.seconds,
+            "fit_s_per_train_image": fit_span.seconds / len(split.train),
+            "infer_batched_s_per_image": score_span.seconds / len(split.test),
+            "batch_size": rt.batch_size,
+            **timing,
+        },
+        "memory": {
+            "state_bytes": state,
+            "state_gb": sum(state.values()) / 1e9,
+            "state_gb_without_backbone": sum(v for k, v in state.items() if k != "backbone") / 1e9,
+            "fit_peak_rss_bytes": fit_span.peak_rss_bytes,
+            "score_peak_rss_bytes": score_span.peak_rss_bytes,
+            "infer_peak_rss_bytes": infer_span.peak_rss_bytes,
+            "fit_peak_cuda_bytes": fit_span.peak_cuda_bytes,
+            "infer_peak_cuda_bytes": infer_span.peak_cuda_bytes,
+            "rss_method": fit_span.rss_method,
+            "note": f"main process only; {rt.workers} DataLoader worker process(es) decode images separately",
+        },
+        "model": method.describe(),
+        "image_scores": scores_a.tolist(),
+        "labels": labels_a.tolist(),
+        "image_paths": [str(s.path) for s in split.test],
+    }
+
+
+def _save_model(method: Method, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(method.state_dict(), tmp)
+    tmp.replace(path)
+
+
+def load_model_state(path: str | Path) -> dict[str, Any]:
+    """Read a saved model with ``torch.load(weights_only=True)`` (tensors and plain data only)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def run(
+    cfg: RunConfig, *, force: bool = False, console: Console | None = None, show_progress: bool = True
+) -> dict[str, Any]:
+    """Run the experiment described by ``cfg`` (see module doc); returns the run record.
+
+    Raises:
+        ConfigError, DataError, WeightsError: before any fitting starts.
+        PadimBenchError: numerical failures (e.g. too few training images).
+    """
+    console = console or Console(stderr=True)
+    device = resolve_device(cfg.runtime.device)
+    if cfg.runtime.threads:
+        torch.set_num_threads(cfg.runtime.threads)
+    cats = resolve_categories(cfg.dataset.root, cfg.dataset.categories)
+    splits = [scan_category(cfg.dataset.root, c) for c in cats]
+    out = prepare_output(cfg, force)
+    method = build_method(cfg, device)  # weights and d are checked here, before any fit
+    extractor = method.extractor
+    h = cfg.config_hash()
+    cat_dir = out / "categories"
+    records = []
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, disable=not show_progress, transient=True)
+    with progress:
+        for split in splits:
+            done = cat_dir / f"{split.name}.json"
+            if done.exists() and not force:
+                rec = json.loads(done.read_text())
+                if rec.get("config_hash") == h:
+                    console.print(f"[dim]{split.name}: already done in {done}, skipped (use --force to recompute)[/]")
+                    records.append(rec)
+                    continue
+            fresh = METHODS.get(cfg.method.name).cls(cfg.method.params, extractor, device=device, seed=cfg.method.seed)
+            rec = run_category(cfg, fresh, split, device, progress,
+                               out / "models" if cfg.output.save_models else None)
+            rec["config_hash"] = h
+            atomic_write_json(done, rec)
+            records.append(rec)
+            m = rec["metrics"]
+            console.print(
+                f"{split.name}: " + ", ".join(f"{k} {'undefined' if v is None else f'{100 * v:.1f}'}" for k, v in m.items())
+                + f"; fit {rec['time']['fit_s']:.1f} s, {rec['time']['infer_s_per_image']:.3f} s/img"
+            )
+    record = {
+        "record_version": RECORD_VERSION,
+        "name": cfg.name,
+        "config_hash": h,
+        "config": cfg.to_dict(),
+        "backbone": {
+            "name": extractor.name,
+            "weights": extractor.weights,
+            "weights_source": extractor.weights_source,
+            "normalization": extractor.normalization,
+            "layers": list(extractor.layers),
+            "channels": dict(extractor.channels),
+            "full_param_count": int(extractor.full_param_count),
+        },
+        "environment": environment(device),
+        "categories": records,
+    }
+    write_run_files(out, record)
+    return record
