@@ -16,10 +16,12 @@ Overrides from the command line are applied on top of the file in a fixed order 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -152,7 +154,8 @@ class RunConfig:
 
     def config_hash(self) -> str:
         """First 12 hex digits of the SHA-256 of the canonical JSON of everything that changes the
-        numbers (output and runtime sections excluded, except the device)."""
+        numbers (the name, the output section and the runtime section are excluded, except
+        ``runtime.device``)."""
         d = self.to_dict()
         d.pop("output")
         d["runtime"] = {"device": d["runtime"]["device"]}
@@ -263,14 +266,21 @@ def config_from_dict(data: dict[str, Any], *, default_name: str = "experiment") 
     if not isinstance(data, dict):
         raise ConfigError(f"config: expected a mapping at the top level, got {type(data).__name__}")
     data = dict(data)
-    method_raw = dict(data.pop("method", None) or {})
+    method_raw = data.pop("method", None)
+    if method_raw is None:
+        method_raw = {}
+    if not isinstance(method_raw, dict):
+        raise ConfigError(f"method: expected a mapping, got {method_raw!r}")
     common = {f.name for f in dataclasses.fields(MethodConfig)} - {"params"}
     method_common = {k: v for k, v in method_raw.items() if k in common}
     method_own = {k: v for k, v in method_raw.items() if k not in common}
     data.setdefault("name", default_name)
     cfg = build_dataclass(RunConfig, data, "")
     mc = build_dataclass(MethodConfig, method_common, "method")
-    params_cls = _method_params_class(mc.name)
+    try:
+        params_cls = _method_params_class(mc.name)
+    except ConfigError as e:
+        raise ConfigError(f"method.name: {e}") from None
     try:
         params = build_dataclass(params_cls, method_own, "method")
     except ConfigError as e:
@@ -298,8 +308,8 @@ def validate(cfg: RunConfig) -> None:
     for m in ev.metrics:
         if m not in METRIC_NAMES:
             raise ConfigError(f"evaluation.metrics: unknown metric {m!r}. Valid: {', '.join(METRIC_NAMES)}")
-    if ev.sigma < 0:
-        raise ConfigError(f"evaluation.sigma: must be >= 0 (0 disables the filter), got {ev.sigma}")
+    if not 0 <= ev.sigma < math.inf:  # also rejects nan
+        raise ConfigError(f"evaluation.sigma: must be finite and >= 0 (0 disables the filter), got {ev.sigma}")
     if not 0 < ev.pro_fpr_limit <= 1:
         raise ConfigError(f"evaluation.pro_fpr_limit: must be in (0, 1], got {ev.pro_fpr_limit}")
     if not cfg.method.layers:
@@ -368,11 +378,13 @@ def apply_overrides(data: dict[str, Any], sets: list[str] | None = None, **named
     Raises:
         ConfigError: a malformed ``--set`` string.
     """
-    data = json.loads(json.dumps(data))  # deep copy of plain data
+    data = copy.deepcopy(data)  # YAML may hold dates or sets, which JSON cannot copy
     for item in sets or []:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. method.d=200")
         key, raw = item.split("=", 1)
+        if not key.strip():
+            raise ConfigError(f"--set {item!r}: empty key, expected KEY=VALUE, e.g. method.d=200")
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as e:
@@ -409,8 +421,9 @@ def load_config(path: str | Path, sets: list[str] | None = None, **named: Any) -
     p = Path(path)
     data = apply_overrides(read_yaml(p), sets, **named)
     name = data.get("name") or p.stem
-    if not isinstance(data.get("output"), dict) or "dir" not in data["output"]:
-        set_dotted(data, "output.dir", f"results/runs/{name}")
+    output = data.get("output")
+    if output is None or (isinstance(output, dict) and "dir" not in output):
+        set_dotted(data, "output.dir", f"results/runs/{name}")  # a non-mapping is reported below
     try:
         return config_from_dict(data, default_name=p.stem)
     except ConfigError as e:

@@ -51,7 +51,8 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 
 def summary_rows(categories: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per-category rows followed by textures / objects / all means (means skip undefined cells).
+    """Per-category rows, then rows ``textures`` / ``objects`` / ``all`` (kind ``mean``) holding
+    the means over those categories (undefined cells are skipped).
 
     Each row: ``name``, ``kind``, the three metrics (fractions or None), ``fit_s``,
     ``infer_s_per_image``, ``fit_peak_gb``, ``state_gb``.
@@ -75,7 +76,7 @@ def summary_rows(categories: list[dict[str, Any]]) -> list[dict[str, Any]]:
         members = [r for r in rows if kind is None or r["kind"] == kind]
         if not members or (kind is not None and len(members) == len(rows)):
             continue  # a group equal to "all" adds nothing
-        means.append({"name": f"mean: {label}", "kind": label,
+        means.append({"name": label, "kind": "mean",
                       **{k: _mean(r[k] for r in members) for k in list(rows[0])[2:]}})
     return rows + means
 
@@ -106,11 +107,11 @@ def rich_table(record: dict[str, Any]) -> Table:
         t.add_column(label, justify="right")
     rows = summary_rows(record["categories"])
     for i, r in enumerate(rows):
-        if r["name"].startswith("mean") and (i == 0 or not rows[i - 1]["name"].startswith("mean")):
+        if r["kind"] == "mean" and (i == 0 or rows[i - 1]["kind"] != "mean"):
             t.add_section()
         t.add_row(r["name"], *(_pct(r[k]) for k, _ in METRIC_COLUMNS), _num(r["fit_s"], ".1f"),
                   _num(r["infer_s_per_image"], ".3f"), _num(r["fit_peak_gb"], ".2f"), _num(r["state_gb"], ".3f"),
-                  style="bold" if r["name"].startswith("mean") else None)
+                  style="bold" if r["kind"] == "mean" else None)
     return t
 
 

@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import metrics as M
-from .backbones import load_backbone
+from .backbones import layer_names, load_backbone
 from .config import RunConfig
 from .data.images import load_image
 from .data.mvtec import CategorySplit, category_kind, resolve_categories, scan_category
@@ -48,6 +48,14 @@ from .output import atomic_write_json, write_run_files
 from .profiling import measure
 
 RECORD_VERSION = 1
+TIMED_SPANS = {
+    "fit_s": "whole fit: decode, resize/crop, backbone, embedding, mean/covariance update, Cholesky "
+             "and inverse factor (DataLoader workers decode in parallel)",
+    "infer_s_per_image": "batch 1 after warm-up: decode, resize/crop, backbone, embedding, distances, "
+                         "upsampling, Gaussian filter, max (model and weight loading excluded)",
+    "infer_model_s_per_image": "batch 1: backbone, embedding, distances, upsampling, Gaussian filter, max",
+    "infer_batched_s_per_image": "batched scoring of the whole test set (decode included) / images",
+}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -61,6 +69,21 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("runtime.device: 'cuda' requested but torch sees no CUDA device (use auto or cpu)")
     return torch.device(name)
+
+
+def check_names(cfg: RunConfig) -> None:
+    """Check the method, backbone and layer names against the registries (no model is built).
+
+    Raises:
+        ConfigError: an unknown name, with the list of valid ones.
+    """
+    METHODS.get(cfg.method.name)
+    valid = layer_names(cfg.method.backbone)
+    unknown = [layer for layer in cfg.method.layers if layer not in valid]
+    if unknown:
+        raise ConfigError(
+            f"method.layers: unknown layer {unknown[0]!r} for backbone {cfg.method.backbone!r}. Valid: {', '.join(valid)}"
+        )
 
 
 def build_method(cfg: RunConfig, device: torch.device) -> Method:
@@ -242,10 +265,11 @@ def run(
     device = resolve_device(cfg.runtime.device)
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
+    check_names(cfg)  # method, backbone, layers: before any file is read
     cats = resolve_categories(cfg.dataset.root, cfg.dataset.categories)
     splits = [scan_category(cfg.dataset.root, c) for c in cats]
-    out = prepare_output(cfg, force)
     method = build_method(cfg, device)  # weights and d are checked here, before any fit
+    out = prepare_output(cfg, force)  # only a run that can start claims the output folder
     extractor = method.extractor
     h = cfg.config_hash()
     cat_dir = out / "categories"
@@ -286,6 +310,7 @@ def run(
             "channels": dict(extractor.channels),
             "full_param_count": int(extractor.full_param_count),
         },
+        "timed_spans": TIMED_SPANS,
         "environment": environment(device),
         "categories": records,
     }

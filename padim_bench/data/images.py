@@ -23,13 +23,20 @@ ALPHA_BACKGROUND = 0.0  # transparent pixels are composited on black
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
 def _open(path: Path) -> Image.Image:
     try:
         img = Image.open(path)
-        img.load()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except _DECODE_ERRORS as e:
+        raise DataError(f"{path}: cannot decode image ({e})") from None
+    try:
+        img.load()
+    except _DECODE_ERRORS as e:
+        img.close()  # a failed load leaves the file handle open
         raise DataError(f"{path}: cannot decode image ({e})") from None
     return img
 
@@ -45,17 +52,13 @@ def image_size(path: str | Path) -> tuple[int, int]:
             return img.size
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except _DECODE_ERRORS as e:
         raise DataError(f"{path}: cannot read image header ({e})") from None
 
 
 def _high_bit_scale(arr: np.ndarray, img: Image.Image) -> float:
-    """Full-scale value of 16-bit data: from the PNG sBIT chunk, else the data's maximum."""
-    sbit = img.info.get("sbit") if hasattr(img, "info") else None
-    if isinstance(sbit, (tuple, list)) and sbit:
-        sbit = sbit[0]
-    if isinstance(sbit, int) and 1 <= sbit <= 16:
-        return float(2**sbit - 1)
+    """Full-scale value of high-bit-depth data: ``2**bits - 1`` for the smallest of 8/10/12/14/16
+    bits that holds the data's maximum (Pillow does not expose the PNG ``sBIT`` chunk)."""
     peak = int(arr.max()) if arr.size else 0
     for bits in (8, 10, 12, 14, 16):
         if peak < 2**bits:
@@ -112,5 +115,5 @@ def load_mask(path: str | Path) -> np.ndarray:
         arr = arr[..., :3].max(axis=2) if arr.shape[2] != 2 else arr[..., 0]
     peak = arr.max() if arr.size else 0
     if peak not in (0, 1, 255):
-        warnings.warn(f"{path}: mask maximum is {peak} (neither 1 nor 255); every non-zero pixel is taken as anomalous")
+        warnings.warn(f"{path}: mask maximum is {peak} (neither 1 nor 255); every non-zero pixel is taken as anomalous", UserWarning, stacklevel=2)
     return arr != 0

@@ -86,6 +86,8 @@ def resolve_categories(root: str | Path, wanted: str | list[str]) -> list[str]:
     found = list_categories(root)
     if wanted == "all":
         return found
+    if isinstance(wanted, str):  # one name; iterating the string would test single letters
+        wanted = [wanted]
     missing = [c for c in wanted if c not in found]
     if missing:
         raise ConfigError(
@@ -143,6 +145,16 @@ def scan_category(root: str | Path, category: str) -> CategorySplit:
         if orphans:
             names = ", ".join(masks[o].name for o in orphans[:5])
             raise DataError(f"{mask_dir}: {len(orphans)} mask(s) without an image in {defect_dir}: {names}")
+    if gt_dir.is_dir():  # masks of a defect type that has no test folder at all
+        tested = {p.name for p in test_dir.iterdir() if p.is_dir()}
+        for mask_dir in sorted((p for p in gt_dir.iterdir() if p.is_dir()), key=natural_key):
+            masks = list_images(mask_dir)
+            if mask_dir.name not in tested and masks:
+                names = ", ".join(m.name for m in masks[:5])
+                raise DataError(
+                    f"{mask_dir}: {len(masks)} mask(s) without an image ({test_dir / mask_dir.name} "
+                    f"does not exist): {names}"
+                )
     if not test:
         raise DataError(f"{test_dir}: no test images (accepted extensions, any case: {exts})")
     return CategorySplit(category, base, train, tuple(test))

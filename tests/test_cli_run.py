@@ -1,0 +1,116 @@
+"""End-to-end: the ``padim-bench`` CLI on a tiny generated dataset (random ResNet18, 64 px)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from padim_bench.cli import app
+from padim_bench.data.demo import make_demo_dataset
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data") / "demo"
+    return make_demo_dataset(root, n_train=6, n_test_good=3, n_test_defect=4, size=64)
+
+
+def write_config(path: Path, data: Path, out: Path, **method) -> Path:
+    cfg = {
+        "dataset": {"root": str(data), "categories": ["brick", "gravel"], "resize": 64, "crop": 56,
+                    "texture_categories": ["brick"]},
+        "method": {"name": "padim", "backbone": "resnet18", "weights": "random", "d": 20, **method},
+        "runtime": {"device": "cpu", "batch_size": 4, "workers": 0, "timing_images": 2, "warmup_images": 1},
+        "output": {"dir": str(out)},
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_run_writes_labelled_results_and_resumes(tmp_path, tiny_data):
+    out = tmp_path / "out"
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, out)
+    res = runner.invoke(app, ["run", str(cfg), "--quiet"])
+    assert res.exit_code == 0, res.output
+    record = json.loads((out / "results.json").read_text())
+    assert [c["category"] for c in record["categories"]] == ["brick", "gravel"]
+    brick = record["categories"][0]
+    assert brick["n_train"] == 6 and brick["n_test"] == 7 and brick["n_test_anomalous"] == 4
+    assert brick["kind"] == "texture" and record["categories"][1]["kind"] == "object"
+    for c in record["categories"]:
+        for v in c["metrics"].values():
+            assert 0.0 <= v <= 1.0
+        assert c["time"]["fit_s"] > 0 and c["time"]["infer_s_per_image"] > 0
+        assert c["memory"]["fit_peak_rss_bytes"] > 0
+        # mean + covariance + every resnet18 parameter (11,689,512), float32, 14x14 grid, d = 20
+        assert c["memory"]["state_bytes"] == {"mean": 196 * 20 * 4, "cov": 196 * 400 * 4, "backbone": 11_689_512 * 4}
+    assert record["backbone"]["weights"] == "random"
+    assert "RANDOM" in (out / "results.md").read_text()
+    assert ",random," in (out / "results.csv").read_text()
+    assert "RANDOM" in res.output
+    # same command again: resumes, both categories skipped, same numbers
+    res2 = runner.invoke(app, ["run", str(cfg), "--quiet"])
+    assert res2.exit_code == 0, res2.output
+    assert res2.output.count("already done") == 2
+    again = json.loads((out / "results.json").read_text())
+    assert again["categories"][0]["metrics"] == brick["metrics"]
+
+
+def test_same_seed_same_numbers(tmp_path, tiny_data):
+    a = write_config(tmp_path / "a.yaml", tiny_data, tmp_path / "a")
+    b = write_config(tmp_path / "b.yaml", tiny_data, tmp_path / "b")
+    for cfg in (a, b):
+        assert runner.invoke(app, ["run", str(cfg), "--quiet", "--categories", "brick"]).exit_code == 0
+    ra = json.loads((tmp_path / "a" / "results.json").read_text())["categories"][0]
+    rb = json.loads((tmp_path / "b" / "results.json").read_text())["categories"][0]
+    assert ra["metrics"] == rb["metrics"] and ra["image_scores"] == rb["image_scores"]
+    assert ra["model"]["channel_indices"] == rb["model"]["channel_indices"]
+
+
+def test_another_config_never_overwrites_silently(tmp_path, tiny_data):
+    out = tmp_path / "out"
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, out)
+    assert runner.invoke(app, ["run", str(cfg), "--quiet", "--categories", "brick"]).exit_code == 0
+    before = (out / "results.json").read_bytes()
+    res = runner.invoke(app, ["run", str(cfg), "--quiet", "--categories", "brick", "--set", "method.d=10"])
+    assert res.exit_code == 2
+    assert "another configuration" in res.output and "--force" in res.output
+    assert (out / "results.json").read_bytes() == before
+    res = runner.invoke(app, ["run", str(cfg), "--quiet", "--categories", "brick", "--set", "method.d=10", "--force"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "results.json").read_text())["config"]["method"]["d"] == 10
+
+
+def test_missing_weights_fail_at_once_with_file_and_folder(tmp_path, tiny_data, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, tmp_path / "out", weights="imagenet")
+    res = runner.invoke(app, ["run", str(cfg), "--quiet"])
+    assert res.exit_code == 2
+    assert "resnet18-f37072fd.pth" in res.output
+    assert str(tmp_path / "torch_home") in res.output.replace("\n", "")
+    assert not (tmp_path / "out" / "categories" / "brick.json").exists()
+
+
+def test_config_errors_exit_2_naming_the_key(tmp_path, tiny_data):
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, tmp_path / "out")
+    res = runner.invoke(app, ["run", str(cfg), "--set", "method.backbone=resnet19"])
+    assert res.exit_code == 2 and "resnet18" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["run", str(cfg), "--set", "method.layers=[layer1, layer9]"])
+    assert res.exit_code == 2 and "layer9" in res.output
+    res = runner.invoke(app, ["run", str(cfg), "--set", "method.d=100000"])
+    assert res.exit_code == 2 and "larger than the embedding" in res.output
+    res = runner.invoke(app, ["run", str(cfg), "--data-root", str(tmp_path / "nowhere")])
+    assert res.exit_code == 2 and "nowhere" in res.output
+
+
+def test_validate_lists_counts(tmp_path, tiny_data):
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, tmp_path / "out")
+    res = runner.invoke(app, ["validate", str(cfg)])
+    assert res.exit_code == 0, res.output
+    assert "brick: 6 train, 3 test good, 4 test defective" in res.output
