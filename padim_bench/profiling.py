@@ -40,11 +40,13 @@ def _reset_hwm() -> bool:
 
 @dataclass
 class Span:
-    """Result of :func:`measure`: seconds, peak RSS bytes, peak CUDA bytes and the RSS method."""
+    """Result of :func:`measure`: seconds, peak RSS bytes, peak CUDA bytes, the RSS at the start of
+    the span (the baseline: interpreter, libraries, loaded model) and the RSS method."""
 
     seconds: float = 0.0
     peak_rss_bytes: int = 0
     peak_cuda_bytes: int | None = None
+    start_rss_bytes: int = 0
     rss_method: str = ""
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -73,6 +75,7 @@ class measure:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
+        self.span.start_rss_bytes = psutil.Process().memory_info().rss
         if _reset_hwm():
             self.span.rss_method = "VmHWM (kernel high-water mark, reset at span start)"
         else:
