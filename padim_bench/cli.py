@@ -124,9 +124,11 @@ def validate(
     """Check a config and its dataset layout without loading a model or fitting anything."""
     from .config import load_config
     from .data.mvtec import resolve_categories, scan_category
+    from .runner import check_names
 
     try:
         cfg = load_config(config, set_, data_root=data_root, categories=categories)
+        check_names(cfg)
         cats = resolve_categories(cfg.dataset.root, cfg.dataset.categories)
         for c in cats:
             s = scan_category(cfg.dataset.root, c)

@@ -154,10 +154,12 @@ class RunConfig:
 
     def config_hash(self) -> str:
         """First 12 hex digits of the SHA-256 of the canonical JSON of everything that changes the
-        numbers (the name, the output section and the runtime section are excluded, except
-        ``runtime.device``)."""
+        numbers of a category (the name, ``dataset.categories``, the output section and the runtime
+        section are excluded, except ``runtime.device``), so a run can be resumed or extended with
+        other categories in the same output folder."""
         d = self.to_dict()
         d.pop("output")
+        d["dataset"].pop("categories")
         d["runtime"] = {"device": d["runtime"]["device"]}
         d.pop("name")
         blob = json.dumps(d, sort_keys=True).encode()

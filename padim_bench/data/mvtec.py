@@ -129,6 +129,9 @@ def scan_category(root: str | Path, category: str) -> CategorySplit:
                 stem = m.stem[: -len("_mask")] if m.stem.endswith("_mask") else m.stem
                 masks[stem] = m
         stems = {p.stem for p in images}
+        if len(stems) != len(images):
+            dup = sorted(p.name for p in images if sum(q.stem == p.stem for q in images) > 1)
+            raise DataError(f"{defect_dir}: several images share a file stem, so masks cannot be paired: {', '.join(dup[:6])}")
         for p in images:
             if p.stem not in masks:
                 raise DataError(

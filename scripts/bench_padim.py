@@ -1,0 +1,560 @@
+#!/usr/bin/env python
+"""Benchmark (not a test) of PaDiM's fit / inference time and memory on MVTec AD ``bottle``.
+
+Usage::
+
+    python scripts/bench_padim.py [--backbones effl0,r18,wr50] [--data-root ../shared/data/mvtec_ad]
+                                  [--repeats 3] [--quick] [--out results/bench/padim_cpu]
+
+Rows (paper protocol: resize 256 bicubic, centre crop 224, layer1..layer3, epsilon 0.01, sigma 4):
+
+* ``effl0``: EfficientNet-Lite0, ImageNet weights (the shipped checkpoint), d = 100;
+* ``r18``:   ResNet18-Rd100, RANDOM weights (no ImageNet checkpoint offline): time/memory only;
+* ``wr50``:  WideResNet50-2-Rd550, RANDOM weights: time/memory only.
+
+What is measured (CPU, DataLoader workers = 0, torch threads = os.cpu_count(), seed 0):
+
+* fit: every measurement is a FRESH child process (this script with ``--child fit``) that loads the
+  backbone, builds PaDiM, then fits on the first N training images exactly as
+  ``padim_bench.runner.run_category`` does (``make_loader`` + ``Padim.fit`` inside
+  ``padim_bench.profiling.measure``). The child prints one JSON line: the span's seconds, the peak
+  RSS of the span (kernel VmHWM reset at span start), the RSS just before the fit (python + torch +
+  backbone), the whole-process peak (``getrusage`` ru_maxrss, taken before and after the span since
+  the VmHWM reset also resets ru_maxrss), and a breakdown of the fit (decode / backbone+embedding /
+  covariance update / Cholesky + inverse factor) obtained by wrapping the instance's methods.
+* flat memory: fit peak with N = 20 vs N = all (209) must agree within 10 %.
+* inference: one fresh child per backbone (``--child infer``) fits on the first 20 training images
+  (the model's size and the scoring cost do not depend on N; this fit is not timed) and then, per
+  repeat: ``padim_bench.runner._timing_pass`` (batch 1, 2 warm-up images, then the timing images:
+  end-to-end = decode .. smoothed map, model-only = backbone .. smoothed map, mean per image); the
+  backbone forward alone on the same pre-processed images (same layers, inference_mode, 2 warm-up
+  images); the batched scoring pass (batch 32, 16 for WR50) over the test set as the runner does it
+  (decode included, workers 0) and the same pass on pre-decoded tensors (model-only).
+* each timing figure is the median over repeats (WR50 fits: at most 2 repeats per N).
+
+Results: ``<out>.json`` and ``<out>.md`` (written atomically), and the Markdown table on stdout.
+No timing assertion lives in the test suite; targets here are reported as PASS/FAIL only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+SEED = 0
+CATEGORY = "bottle"
+WARMUP_IMAGES = 2
+FLAT_MEMORY_TOLERANCE = 0.10  # fit peak N=20 vs N=all within 10 %
+MODEL_OVER_BACKBONE_TARGET = 1.3  # R18-Rd100 on CPU: inference model-only / backbone forward
+WR50_MAX_FIT_REPEATS = 2
+FIT_SMALL_N = 20
+INFER_FIT_N = 20
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "effl0": {"label": "EffLite0-Rd100", "backbone": "efficientnet_lite0", "weights": "imagenet",
+              "d": 100, "batch_size": 32},
+    "r18": {"label": "R18-Rd100", "backbone": "resnet18", "weights": "random", "d": 100, "batch_size": 32},
+    "wr50": {"label": "WR50-Rd550", "backbone": "wide_resnet50_2", "weights": "random", "d": 550,
+             "batch_size": 16},
+}
+
+
+# ------------------------------------------------------------------------------------ child side
+def _child_setup(key: str, data_root: str, timing_images: int):
+    """Seeded, threaded torch; the run config, the bottle split and the (unfitted) method."""
+    import random
+
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    random.seed(SEED)
+    np.random.seed(SEED)
+    torch.manual_seed(SEED)
+    from padim_bench.config import config_from_dict
+    from padim_bench.data.mvtec import scan_category
+    from padim_bench.runner import build_method, check_names
+
+    c = CONFIGS[key]
+    cfg = config_from_dict({
+        "name": f"bench_{key}",
+        "dataset": {"root": data_root, "categories": [CATEGORY], "resize": 256, "crop": 224,
+                    "interpolation": "bicubic"},
+        "method": {"name": "padim", "backbone": c["backbone"], "weights": c["weights"],
+                   "layers": ["layer1", "layer2", "layer3"], "d": c["d"], "seed": SEED, "epsilon": 0.01},
+        "evaluation": {"sigma": 4.0, "map_interpolation": "bilinear"},
+        "runtime": {"device": "cpu", "batch_size": c["batch_size"], "workers": 0,
+                    "threads": os.cpu_count() or 1, "timing_images": timing_images,
+                    "warmup_images": WARMUP_IMAGES},
+        "output": {"dir": "results/bench/_unused"},
+    })
+    check_names(cfg)
+    split = scan_category(data_root, CATEGORY)
+    method = build_method(cfg, torch.device("cpu"))
+    return cfg, split, method
+
+
+def _rss() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def _maxrss() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kB
+
+
+def child_fit(args: argparse.Namespace) -> dict[str, Any]:
+    import gc
+
+    import torch
+
+    from padim_bench.data.transforms import Preprocess, make_loader
+    from padim_bench.profiling import _vm_hwm, measure
+
+    cfg, split, method = _child_setup(args.key, args.data_root, 1)
+    n = min(args.n, len(split.train))
+    ds, rt = cfg.dataset, cfg.runtime
+    prep = Preprocess(ds.resize, ds.crop, ds.interpolation)
+
+    # Breakdown: wrap this instance's methods (the package is not modified; overhead is a few
+    # perf_counter calls per batch).
+    br = {"decode_s": 0.0, "embed_s": 0.0, "inverse_factor_s": 0.0}
+    phase: dict[str, Any] = {}
+    embed, inverse = method.embed, method._inverse_factor
+
+    def timed_embed(images):
+        t0 = time.perf_counter()
+        out = embed(images)
+        br["embed_s"] += time.perf_counter() - t0
+        return out
+
+    def timed_inverse(m2, n_):
+        phase["peak_rss_before_inverse_bytes"] = _vm_hwm()  # streaming-phase peak (VmHWM not reset)
+        phase["rss_before_inverse_bytes"] = _rss()
+        phase["accumulate_dtype"] = str(m2.dtype).replace("torch.", "")
+        phase["accumulator_bytes"] = int(m2.numel() * m2.element_size())
+        t0 = time.perf_counter()
+        out = inverse(m2, n_)
+        br["inverse_factor_s"] += time.perf_counter() - t0
+        phase["rss_after_inverse_bytes"] = _rss()
+        phase["inverse_factor_separate_buffer"] = out.data_ptr() != m2.data_ptr()
+        return out
+
+    method.embed, method._inverse_factor = timed_embed, timed_inverse
+
+    def batches(loader):
+        it = iter(loader)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                images, *_ = next(it)
+            except StopIteration:
+                return
+            br["decode_s"] += time.perf_counter() - t0
+            yield images
+
+    loader = make_loader(split.train[:n], prep, rt.batch_size, rt.workers)
+    gc.collect()
+    load_avg = os.getloadavg()
+    rss_before = _rss()
+    maxrss_before = _maxrss()  # peak of loading (read before measure() resets the high-water mark)
+    with measure(torch.device("cpu")) as span:
+        method.fit(batches(loader))
+    maxrss_after = _maxrss()
+    br["covariance_update_s"] = span.seconds - br["decode_s"] - br["embed_s"] - br["inverse_factor_s"]
+    state = method.state_nbytes()
+    return {
+        "mode": "fit", "key": args.key, "n_train": n, "batch_size": rt.batch_size, "workers": rt.workers,
+        "torch_threads": torch.get_num_threads(), "load_avg_at_start": list(load_avg),
+        "fit_s": span.seconds,
+        "fit_peak_rss_bytes": span.peak_rss_bytes,
+        "rss_method": span.rss_method,
+        "rss_before_fit_bytes": rss_before,
+        "rss_after_fit_bytes": _rss(),
+        "process_peak_rss_bytes": max(maxrss_before, maxrss_after),
+        "process_peak_before_fit_bytes": maxrss_before,
+        "breakdown_s": br,
+        "phase_memory": phase,
+        "state_bytes": state,
+        "weights": method.extractor.weights,
+        "weights_source": method.extractor.weights_source,
+        "d": method.d,
+        "grid": list(method.grid),
+    }
+
+
+def child_infer(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from padim_bench.data.images import load_image
+    from padim_bench.data.transforms import Preprocess, make_loader
+    from padim_bench.methods.base import postprocess
+    from padim_bench.profiling import measure
+    from padim_bench.runner import _timing_pass
+
+    cfg, split, method = _child_setup(args.key, args.data_root, args.timing_images)
+    ds, ev, rt = cfg.dataset, cfg.evaluation, cfg.runtime
+    prep = Preprocess(ds.resize, ds.crop, ds.interpolation)
+    n_fit = min(INFER_FIT_N, len(split.train))
+    method.fit(images for images, *_ in make_loader(split.train[:n_fit], prep, rt.batch_size, 0))
+
+    n_warm = min(WARMUP_IMAGES, len(split.test))
+    chosen = list(split.test[: n_warm + rt.timing_images])  # the images _timing_pass uses
+    singles = [prep.image(load_image(s.path))[None] for s in chosen]
+    batched_samples = list(split.test[: args.batched_images])
+    pre_batches = [torch.cat([prep.image(load_image(s.path))[None] for s in batched_samples[i : i + rt.batch_size]])
+                   for i in range(0, len(batched_samples), rt.batch_size)]
+    size = (prep.size, prep.size)
+
+    def backbone_pass() -> float:
+        times = []
+        with torch.inference_mode():
+            for i, img in enumerate(singles):
+                t0 = time.perf_counter()
+                method.extractor(img)
+                t1 = time.perf_counter()
+                if i >= n_warm:
+                    times.append(t1 - t0)
+        return statistics.fmean(times)
+
+    def batched_pass() -> float:
+        t0 = time.perf_counter()
+        for images, *_ in make_loader(batched_samples, prep, rt.batch_size, 0):
+            postprocess(method.score(images), size, ev.sigma, ev.map_interpolation)
+        return (time.perf_counter() - t0) / len(batched_samples)
+
+    def batched_model_pass() -> float:
+        t0 = time.perf_counter()
+        for images in pre_batches:
+            postprocess(method.score(images), size, ev.sigma, ev.map_interpolation)
+        return (time.perf_counter() - t0) / len(batched_samples)
+
+    postprocess(method.score(pre_batches[0]), size, ev.sigma, ev.map_interpolation)  # batched warm-up
+    reps = []
+    for _ in range(args.repeats):
+        load_avg = os.getloadavg()
+        with measure(torch.device("cpu")) as span1:
+            t = _timing_pass(method, cfg, split, prep)
+        bb = backbone_pass()
+        with measure(torch.device("cpu")) as spanb:
+            b_e2e = batched_pass()
+        b_model = batched_model_pass()
+        reps.append({
+            "load_avg_at_start": list(load_avg),
+            "infer_s_per_image": t["infer_s_per_image"],
+            "infer_s_per_image_median_over_images": t["infer_s_per_image_median"],
+            "infer_model_s_per_image": t["infer_model_s_per_image"],
+            "backbone_forward_s": bb,
+            "model_over_backbone": t["infer_model_s_per_image"] / bb,
+            "batched_s_per_image": b_e2e,
+            "batched_model_s_per_image": b_model,
+            "batch1_peak_rss_bytes": span1.peak_rss_bytes,
+            "batched_peak_rss_bytes": spanb.peak_rss_bytes,
+            "timing_images": t["timing_images"],
+            "warmup_images": t["warmup_images"],
+        })
+    return {
+        "mode": "infer", "key": args.key, "torch_threads": torch.get_num_threads(),
+        "fit_n_for_scoring_model": n_fit, "batch_size": rt.batch_size,
+        "batched_images": len(batched_samples), "repeats": reps,
+        "weights": method.extractor.weights, "weights_source": method.extractor.weights_source,
+        "d": method.d, "state_bytes": method.state_nbytes(),
+    }
+
+
+# ----------------------------------------------------------------------------------- parent side
+def run_child(argv: list[str], log) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", *argv]
+    env = dict(os.environ, PYTHONHASHSEED=str(SEED))
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    if proc.returncode != 0:
+        raise RuntimeError(f"child {' '.join(argv)} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"child {' '.join(argv)} printed no JSON:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    res = json.loads(lines[-1])
+    res["child_wall_s"] = time.perf_counter() - t0
+    log(f"  {' '.join(argv[:5])} ... done in {res['child_wall_s']:.1f} s")
+    return res
+
+
+def _med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def summarise_fit(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "repeats": len(runs),
+        "fit_s": _med([r["fit_s"] for r in runs]),
+        "fit_s_all": [r["fit_s"] for r in runs],
+        "fit_s_per_image": _med([r["fit_s"] / r["n_train"] for r in runs]),
+        "fit_peak_rss_bytes": _med([r["fit_peak_rss_bytes"] for r in runs]),
+        "fit_peak_rss_bytes_all": [r["fit_peak_rss_bytes"] for r in runs],
+        "rss_before_fit_bytes": _med([r["rss_before_fit_bytes"] for r in runs]),
+        "process_peak_rss_bytes": _med([r["process_peak_rss_bytes"] for r in runs]),
+        "breakdown_s": {k: _med([r["breakdown_s"][k] for r in runs]) for k in runs[0]["breakdown_s"]},
+        "phase_memory": runs[-1]["phase_memory"],
+        "runs": runs,
+    }
+
+
+def summarise_infer(res: dict[str, Any]) -> dict[str, Any]:
+    reps = res["repeats"]
+    keys = ["infer_s_per_image", "infer_model_s_per_image", "backbone_forward_s", "batched_s_per_image",
+            "batched_model_s_per_image", "batch1_peak_rss_bytes", "batched_peak_rss_bytes"]
+    out = {k: _med([r[k] for r in reps]) for k in keys}
+    out["model_over_backbone"] = out["infer_model_s_per_image"] / out["backbone_forward_s"]
+    out["model_over_backbone_per_repeat"] = [r["model_over_backbone"] for r in reps]
+    out["repeats"] = len(reps)
+    out["timing_images"] = reps[0]["timing_images"]
+    out["warmup_images"] = reps[0]["warmup_images"]
+    out["batch_size"] = res["batch_size"]
+    out["batched_images"] = res["batched_images"]
+    out["fit_n_for_scoring_model"] = res["fit_n_for_scoring_model"]
+    out["raw"] = res
+    return out
+
+
+def gb(b: float | None) -> str:
+    return "-" if b is None else f"{b / 1e9:.2f}"
+
+
+def weights_label(c: dict[str, Any]) -> str:
+    return "imagenet" if c["weights"] == "imagenet" else "RANDOM"
+
+
+def render_markdown(rec: dict[str, Any]) -> str:
+    env = rec["environment"]
+    L = []
+    L.append(f"# PaDiM CPU benchmark ({'QUICK smoke run' if rec['quick'] else 'full run'})\n")
+    L.append(f"- date (UTC): {env['date_utc']}; git: {env['git_commit']}")
+    L.append(f"- CPU: {env['cpu']}, {env['cpu_count']} logical cores, {env['memory_total_bytes'] / 1e9:.1f} GB RAM; "
+             f"{env['platform']}; python {env['python']}")
+    L.append("- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
+    L.append(f"- torch threads {rec['threads']}, DataLoader workers 0, seed {rec['seed']}, category {CATEGORY}, "
+             "resize 256 bicubic, crop 224, layers layer1..layer3, epsilon 0.01, sigma 4")
+    la = rec["load_average"]
+    L.append(f"- load average (1/5/15 min) at start {la['start']}, at end {la['end']}; "
+             f"wall time of the benchmark {rec['wall_s']:.0f} s")
+    L.append(f"- repeats: timing figures are medians over {rec['repeats']} repeat(s); WR50 fits at most "
+             f"{WR50_MAX_FIT_REPEATS} repeats per N (see the `fit reps` column)")
+    L.append("- RANDOM = random backbone weights (no ImageNet checkpoint offline): time and memory only")
+    L.append("")
+    L.append("## Fit (fresh process per measurement; GB = 1e9 bytes)\n")
+    L.append("| backbone | weights | d | N | fit reps | fit s | fit s/img | fit peak GB | RSS before fit GB | "
+             "process peak GB | decode s | backbone+embed s | cov update s | Cholesky+inverse s |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for row in rec["rows"]:
+        for n, f in row["fit"].items():
+            b = f["breakdown_s"]
+            L.append(f"| {row['label']} | {weights_label(row)} | {row['d']} | {n} | {f['repeats']} | "
+                     f"{f['fit_s']:.1f} | {f['fit_s_per_image']:.3f} | {gb(f['fit_peak_rss_bytes'])} | "
+                     f"{gb(f['rss_before_fit_bytes'])} | {gb(f['process_peak_rss_bytes'])} | "
+                     f"{b['decode_s']:.1f} | {b['embed_s']:.1f} | {b['covariance_update_s']:.1f} | "
+                     f"{b['inverse_factor_s']:.1f} |")
+    L.append("")
+    L.append("## Inference (batch 1 after 2 warm-up images; seconds per image)\n")
+    L.append("| backbone | weights | images | reps | end-to-end s/img | model-only s/img | backbone fwd s/img | "
+             "model / backbone | batched e2e s/img (bs) | batched model s/img | batch-1 peak GB | "
+             "batched peak GB |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for row in rec["rows"]:
+        i = row["infer"]
+        L.append(f"| {row['label']} | {weights_label(row)} | {i['timing_images']} | {i['repeats']} | "
+                 f"{i['infer_s_per_image']:.4f} | {i['infer_model_s_per_image']:.4f} | "
+                 f"{i['backbone_forward_s']:.4f} | {i['model_over_backbone']:.2f} | "
+                 f"{i['batched_s_per_image']:.4f} ({i['batch_size']}) | {i['batched_model_s_per_image']:.4f} | "
+                 f"{gb(i['batch1_peak_rss_bytes'])} | {gb(i['batched_peak_rss_bytes'])} |")
+    L.append("")
+    L.append("## Targets\n")
+    L.append("| target | backbone | value | limit | result |")
+    L.append("|---|---|---|---|---|")
+    for t in rec["targets"]:
+        L.append(f"| {t['name']} | {t['label']} | {t['value_text']} | {t['limit_text']} | {t['result']} |")
+    L.append("")
+    L.append("Definitions: " + "; ".join(f"**{k}**: {v}" for k, v in rec["definitions"].items()))
+    return "\n".join(L) + "\n"
+
+
+DEFINITIONS = {
+    "fit s": "padim_bench.profiling.measure span around Padim.fit on the first N training images, decode "
+             "(DataLoader workers 0, so in the timed process) included; median over fit reps",
+    "fit peak": "VmHWM of the child process over the fit span (reset at span start): what the fit needs "
+                "on top of nothing, i.e. it includes the already-resident python + torch + backbone",
+    "RSS before fit": "resident set just before the fit span (python + torch + backbone + file list)",
+    "process peak": "whole child-process peak, max of getrusage ru_maxrss before and after the span",
+    "breakdown": "decode = time in the DataLoader's next(); backbone+embed = Padim.embed; Cholesky+inverse "
+                 "= Padim._inverse_factor; cov update = the rest of the span (mean / second-moment update)",
+    "end-to-end": "padim_bench.runner._timing_pass: load_image + Preprocess + Padim.score + postprocess "
+                  "(upsample, Gaussian filter, max), mean per image over the timing images",
+    "model-only": "the same span without load_image + Preprocess",
+    "backbone fwd": "method.extractor(image) (normalise + truncated trunk, same layers) under "
+                    "torch.inference_mode on the same pre-processed images, mean per image after 2 warm-up",
+    "batched": "runner-style scoring over the first test images with make_loader(batch, workers 0) "
+               "(decode included) / images; batched model = the same on pre-decoded tensors",
+    "scoring model": "the inference child fits on the first 20 training images (untimed): the state's "
+                     "size and the scoring cost do not depend on N",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backbones", default="effl0,r18,wr50", help=f"comma list of {', '.join(CONFIGS)}")
+    ap.add_argument("--data-root", default="../shared/data/mvtec_ad", help="MVTec AD root (holding bottle/)")
+    ap.add_argument("--repeats", type=int, default=3, help="repeats per timing figure (median is reported)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: N=20 only, 5 timing images, 1 repeat")
+    ap.add_argument("--out", default=None, help="output stem (default results/bench/padim_cpu, "
+                                                "results/bench/padim_cpu_quick with --quick)")
+    # internal: one measurement in a fresh process
+    ap.add_argument("--child", choices=["fit", "infer"], help=argparse.SUPPRESS)
+    ap.add_argument("--key", help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--timing-images", type=int, default=20, help=argparse.SUPPRESS)
+    ap.add_argument("--batched-images", type=int, default=10**9, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.child:
+        res = child_fit(args) if args.child == "fit" else child_infer(args)
+        print(json.dumps(res))
+        return 0
+
+    keys = [k.strip() for k in args.backbones.split(",") if k.strip()]
+    bad = [k for k in keys if k not in CONFIGS]
+    if not keys or bad:
+        ap.error(f"--backbones: unknown {', '.join(bad) or '(empty)'}; valid: {', '.join(CONFIGS)}")
+    if args.repeats < 1:
+        ap.error("--repeats must be >= 1")
+    repeats = 1 if args.quick else args.repeats
+    timing_images = 5 if args.quick else 20
+    out_stem = Path(args.out or ("results/bench/padim_cpu_quick" if args.quick else "results/bench/padim_cpu"))
+    if not out_stem.is_absolute():
+        out_stem = REPO / out_stem
+
+    data_root = Path(args.data_root).expanduser()
+    if not data_root.is_absolute():
+        data_root = (REPO / data_root) if not data_root.exists() else data_root.resolve()
+    from padim_bench.data.mvtec import scan_category
+    from padim_bench.errors import PadimBenchError
+
+    try:
+        if not data_root.is_dir():
+            raise PadimBenchError(f"--data-root {args.data_root}: folder not found (resolved to {data_root})")
+        split = scan_category(data_root, CATEGORY)
+    except PadimBenchError as e:
+        print(f"error: {e}\n(--data-root must hold the MVTec AD '{CATEGORY}' category: "
+              f"{CATEGORY}/train/good, {CATEGORY}/test, {CATEGORY}/ground_truth)", file=sys.stderr)
+        return 2
+
+    import torch
+
+    from padim_bench.envinfo import environment
+    from padim_bench.output import atomic_write_json, atomic_write_text
+
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    n_all = len(split.train)
+    ns = [FIT_SMALL_N] if args.quick else [FIT_SMALL_N, n_all]
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    t_start = time.perf_counter()
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    log(f"bench: {', '.join(keys)}; {n_all} train / {len(split.test)} test images; threads {threads}; "
+        f"repeats {repeats}; load average {load_start}")
+    rows = []
+    for key in keys:
+        c = CONFIGS[key]
+        fit_reps = min(repeats, WR50_MAX_FIT_REPEATS) if key == "wr50" else repeats
+        log(f"{c['label']} ({c['backbone']}, weights {c['weights']}): fit N={ns} x {fit_reps}, then inference")
+        fits: dict[int, list] = {n: [] for n in ns}
+        for _ in range(fit_reps):  # interleave N so that drifting load hits both alike
+            for n in ns:
+                fits[n].append(run_child(["fit", "--key", key, "--n", str(n), "--data-root", str(data_root)], log))
+        batched = c["batch_size"] if args.quick else len(split.test)
+        inf = run_child(["infer", "--key", key, "--data-root", str(data_root), "--timing-images",
+                         str(timing_images), "--batched-images", str(batched), "--repeats", str(repeats)], log)
+        first = fits[ns[0]][0]
+        rows.append({
+            "key": key, "label": c["label"], "backbone": c["backbone"], "weights": c["weights"],
+            "weights_label": weights_label(c), "weights_source": first["weights_source"], "d": first["d"],
+            "batch_size": c["batch_size"], "grid": first["grid"], "state_bytes": first["state_bytes"],
+            "fit": {str(n): summarise_fit(fits[n]) for n in ns},
+            "infer": summarise_infer(inf),
+        })
+
+    targets = []
+    for row in rows:
+        f = row["fit"]
+        if str(n_all) in f and str(FIT_SMALL_N) in f:
+            small, large = f[str(FIT_SMALL_N)]["fit_peak_rss_bytes"], f[str(n_all)]["fit_peak_rss_bytes"]
+            ratio = large / small
+            row["flat_memory_ratio"] = ratio
+            targets.append({"name": f"fit peak N={n_all} / N={FIT_SMALL_N}", "key": row["key"],
+                            "label": row["label"], "value": ratio,
+                            "value_text": f"{ratio:.3f} ({gb(large)} / {gb(small)} GB)",
+                            "limit_text": f"within {FLAT_MEMORY_TOLERANCE:.0%} (0.90 .. 1.10)",
+                            "result": "PASS" if abs(ratio - 1) <= FLAT_MEMORY_TOLERANCE else "FAIL"})
+        else:
+            targets.append({"name": f"fit peak N={n_all} / N={FIT_SMALL_N}", "key": row["key"],
+                            "label": row["label"], "value": None, "value_text": "not measured (--quick: N=20 only)",
+                            "limit_text": f"within {FLAT_MEMORY_TOLERANCE:.0%}", "result": "N/A"})
+    for row in rows:
+        ratio = row["infer"]["model_over_backbone"]
+        has_target = row["key"] == "r18"
+        targets.append({"name": "inference model-only / backbone forward (batch 1)", "key": row["key"],
+                        "label": row["label"], "value": ratio, "value_text": f"{ratio:.2f}",
+                        "limit_text": f"<= {MODEL_OVER_BACKBONE_TARGET} (R18-Rd100, CPU)" if has_target
+                        else "(no target; reported)",
+                        "result": ("PASS" if ratio <= MODEL_OVER_BACKBONE_TARGET else "FAIL") if has_target
+                        else "info"})
+
+    env = environment(torch.device("cpu"))
+    rec = {
+        "benchmark": "padim_cpu",
+        "command": [Path(sys.executable).name, "scripts/bench_padim.py", *(argv if argv is not None else sys.argv[1:])],
+        "quick": bool(args.quick),
+        "environment": env,
+        "threads": threads,
+        "seed": SEED,
+        "repeats": repeats,
+        "wr50_max_fit_repeats": WR50_MAX_FIT_REPEATS,
+        "config": {"data_root": str(data_root), "category": CATEGORY, "n_train_all": n_all,
+                   "n_test": len(split.test), "fit_n": ns, "resize": 256, "crop": 224,
+                   "interpolation": "bicubic", "layers": ["layer1", "layer2", "layer3"], "epsilon": 0.01,
+                   "sigma": 4.0, "map_interpolation": "bilinear", "workers": 0, "device": "cpu",
+                   "warmup_images": WARMUP_IMAGES, "timing_images": timing_images,
+                   "backbones": {k: CONFIGS[k] for k in keys}},
+        "load_average": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
+        "wall_s": time.perf_counter() - t_start,
+        "definitions": DEFINITIONS,
+        "random_weights_note": "RANDOM backbone weights: time and memory only; no accuracy is implied",
+        "targets": targets,
+        "rows": rows,
+    }
+    md = render_markdown(rec)
+    atomic_write_json(out_stem.with_suffix(".json"), rec)
+    atomic_write_text(out_stem.with_suffix(".md"), md)
+    print(md)
+    log(f"wrote {out_stem.with_suffix('.json')} and {out_stem.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
