@@ -190,6 +190,41 @@ def _lite_taps(model: nn.Module) -> dict[int, int]:
     return last
 
 
+def _architecture(spec: BackboneSpec) -> nn.Module:
+    """The classification network of ``spec``, randomly initialised on the current device."""
+    if spec.family == "torchvision":
+        import torchvision
+        return torchvision.models.get_model(spec.arch, weights=None)
+    from efficientnet_lite_pytorch import EfficientNet
+    return EfficientNet.from_name(spec.arch, image_size=None)  # dynamic TF "same" padding
+
+
+def _trunk(spec: BackboneSpec, model: nn.Module, layers: tuple[str, ...]) -> tuple[nn.Module, dict[str, str]]:
+    """The network cut after the deepest of ``layers``, returning ``{layer: map}``, and the nodes."""
+    if spec.family == "torchvision":
+        from torchvision.models.feature_extraction import create_feature_extractor
+        nodes = {k: spec.layers[k] for k in layers}
+        return create_feature_extractor(model, return_nodes={v: k for k, v in nodes.items()}), nodes
+    last = _lite_taps(model)
+    taps = {k: last[int(spec.layers[k].split(":")[1])] for k in layers}
+    return _LiteTrunk(model, taps), {k: f"_blocks.{i}" for k, i in taps.items()}
+
+
+def layer_channels(name: str, layers: Sequence[str]) -> dict[str, int]:
+    """Channels of each requested layer, derived from the architecture on PyTorch's ``meta``
+    device: no weights, no memory, no pixels; used to check ``d`` before any data is read.
+
+    Raises:
+        ConfigError: unknown backbone or layer.
+    """
+    spec = BACKBONES.get(name)
+    layers = _check_layers(spec, layers)
+    with torch.device("meta"):
+        trunk, _ = _trunk(spec, _architecture(spec), layers)
+        out = trunk(torch.empty(1, 3, 128, 128))
+    return {k: int(out[k].shape[1]) for k in layers}
+
+
 def _build(spec: BackboneSpec, weights: str, seed: int) -> tuple[nn.Module, str]:
     """The whole classification network (eval, CPU) and a description of its weights."""
     if weights not in ("imagenet", "random"):
@@ -197,12 +232,7 @@ def _build(spec: BackboneSpec, weights: str, seed: int) -> tuple[nn.Module, str]
     path = _weights_path(spec) if weights == "imagenet" else None  # fail before building
     with torch.random.fork_rng(devices=[]):  # random init never touches the global RNG state
         torch.manual_seed(seed)
-        if spec.family == "torchvision":
-            import torchvision
-            model = torchvision.models.get_model(spec.arch, weights=None)
-        else:
-            from efficientnet_lite_pytorch import EfficientNet
-            model = EfficientNet.from_name(spec.arch, image_size=None)  # dynamic TF "same" padding
+        model = _architecture(spec)
     if path is None:
         return model.eval(), f"random init (seed {seed})"
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
@@ -314,15 +344,7 @@ def load_backbone(name: str, layers: Sequence[str], weights: str = "imagenet", s
     layers = _check_layers(spec, layers)
     model, source = _build(spec, weights, seed)
     full_params = sum(p.numel() for p in model.parameters())
-    if spec.family == "torchvision":
-        from torchvision.models.feature_extraction import create_feature_extractor
-        nodes = {k: spec.layers[k] for k in layers}
-        trunk = create_feature_extractor(model, return_nodes={v: k for k, v in nodes.items()})
-    else:
-        last = _lite_taps(model)
-        taps = {k: last[int(spec.layers[k].split(":")[1])] for k in layers}
-        nodes = {k: f"_blocks.{i}" for k, i in taps.items()}
-        trunk = _LiteTrunk(model, taps)
+    trunk, nodes = _trunk(spec, model, layers)
     extractor = FeatureExtractor(spec, layers, trunk, nodes, full_params, weights, source)
     return extractor.to(device)
 

@@ -50,6 +50,8 @@ class DatasetConfig:
         interpolation: image resize filter (paper: bicubic [one source]); masks always use nearest.
         texture_categories: categories counted as textures in the textures / objects / all means;
             ``None`` means MVTec AD's five (carpet, grid, leather, tile, wood).
+        on_unreadable: ``error`` (default): an undecodable image or mask stops the run before any
+            model is loaded, naming the files; ``skip``: such samples are left out and counted.
     """
 
     name: Literal["mvtec_ad"] = "mvtec_ad"
@@ -59,6 +61,7 @@ class DatasetConfig:
     crop: Union[int, None] = 224
     interpolation: Literal["nearest", "bilinear", "bicubic"] = "bicubic"
     texture_categories: Union[list[str], None] = None
+    on_unreadable: Literal["error", "skip"] = "error"
 
 
 @dataclass(frozen=True)
@@ -128,10 +131,14 @@ class OutputConfig:
     Attributes:
         dir: output folder of the run (created; never silently overwritten).
         save_models: also save each fitted model (``models/<category>.pt``, tensors only).
+        model_cache: folder of fitted models reused across runs, keyed by config hash and a
+            fingerprint of the training files (names, sizes, modification times); ``None`` = off.
+            A reused fit reports the fit time and memory measured when it was made, flagged.
     """
 
     dir: str = "results/runs/default"
     save_models: bool = False
+    model_cache: Union[str, None] = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ Timed spans (seconds, ``time.perf_counter``):
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import statistics
 import time
 import warnings
@@ -35,11 +37,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import metrics as M
-from .backbones import layer_names, load_backbone
+from .backbones import layer_channels, layer_names, load_backbone
 from .config import RunConfig
 from .data.images import load_image
 from .data.mvtec import CategorySplit, category_kind, resolve_categories, scan_category
 from .data.transforms import Preprocess, make_loader
+from .data.verify import check_split
 from .envinfo import environment
 from .errors import ConfigError, PadimBenchError
 from .methods import METHODS, Method
@@ -72,18 +75,20 @@ def resolve_device(name: str) -> torch.device:
 
 
 def check_names(cfg: RunConfig) -> None:
-    """Check the method, backbone and layer names against the registries (no model is built).
+    """Check the method, backbone, layer names and the method's parameters against the
+    architecture (built on the ``meta`` device: no weights, no data).
 
     Raises:
-        ConfigError: an unknown name, with the list of valid ones.
+        ConfigError: an unknown name (with the valid ones) or e.g. ``d`` larger than the embedding.
     """
-    METHODS.get(cfg.method.name)
+    spec = METHODS.get(cfg.method.name)
     valid = layer_names(cfg.method.backbone)
     unknown = [layer for layer in cfg.method.layers if layer not in valid]
     if unknown:
         raise ConfigError(
             f"method.layers: unknown layer {unknown[0]!r} for backbone {cfg.method.backbone!r}. Valid: {', '.join(valid)}"
         )
+    spec.cls.check_embedding(cfg.method.params, layer_channels(cfg.method.backbone, cfg.method.layers))
 
 
 def build_method(cfg: RunConfig, device: torch.device) -> Method:
@@ -156,9 +161,14 @@ def _timing_pass(method: Method, cfg: RunConfig, split: CategorySplit, prep: Pre
 
 def run_category(
     cfg: RunConfig, method: Method, split: CategorySplit, device: torch.device,
-    progress: Progress | None = None, models_dir: Path | None = None,
+    progress: Progress | None = None, models_dir: Path | None = None, cache_path: Path | None = None,
 ) -> dict[str, Any]:
-    """Fit on ``split.train``, score ``split.test``, time and measure; returns the category record."""
+    """Fit on ``split.train`` (or load the fit from ``cache_path`` when it holds a model of the same
+    config hash and training files), score ``split.test``, time and measure.
+
+    Returns:
+        The category record (plain data, see ``results.json``).
+    """
     ds, ev, rt = cfg.dataset, cfg.evaluation, cfg.runtime
     prep = Preprocess(ds.resize, ds.crop, ds.interpolation)
 
@@ -168,12 +178,22 @@ def run_category(
             if progress is not None:
                 progress.advance(task, len(images))
 
-    task = progress.add_task(f"{split.name}: fit", total=len(split.train)) if progress else None
-    train_loader = make_loader(split.train, prep, rt.batch_size, rt.workers)
-    with measure(device) as fit_span:
-        method.fit(batches(train_loader, task))
+    fingerprint = train_fingerprint(split)
+    cached = _load_cached(method, cache_path, fingerprint) if cache_path is not None else None
+    if cached is None:
+        task = progress.add_task(f"{split.name}: fit", total=len(split.train)) if progress else None
+        train_loader = make_loader(split.train, prep, rt.batch_size, rt.workers)
+        with measure(device) as span:
+            method.fit(batches(train_loader, task))
+        fit = {"fit_s": span.seconds, "fit_peak_rss_bytes": span.peak_rss_bytes,
+               "fit_start_rss_bytes": span.start_rss_bytes, "fit_peak_cuda_bytes": span.peak_cuda_bytes,
+               "rss_method": span.rss_method, "fit_from_cache": None}
+        if cache_path is not None:
+            _save_model(method, cache_path, {"fingerprint": fingerprint, "fit": fit})
+    else:
+        fit = {**cached["fit"], "fit_from_cache": str(cache_path)}
     if models_dir is not None:
-        _save_model(method, models_dir / f"{split.name}.pt")
+        _save_model(method, models_dir / f"{split.name}.pt", {"fingerprint": fingerprint, "fit": fit})
 
     task = progress.add_task(f"{split.name}: score", total=len(split.test)) if progress else None
     maps, scores, masks, labels = [], [], [], []
@@ -215,8 +235,9 @@ def run_category(
         "metrics": metric_values,
         "undefined_metrics": undefined,
         "time": {
-            "fit_s": fit_span.seconds,
-            "fit_s_per_train_image": fit_span.seconds / len(split.train),
+            "fit_s": fit["fit_s"],
+            "fit_s_per_train_image": fit["fit_s"] / len(split.train),
+            "fit_from_cache": fit["fit_from_cache"],
             "infer_batched_s_per_image": score_span.seconds / len(split.test),
             "batch_size": rt.batch_size,
             **timing,
@@ -225,14 +246,14 @@ def run_category(
             "state_bytes": state,
             "state_gb": sum(state.values()) / 1e9,
             "state_gb_without_backbone": sum(v for k, v in state.items() if k != "backbone") / 1e9,
-            "fit_peak_rss_bytes": fit_span.peak_rss_bytes,
-            "fit_start_rss_bytes": fit_span.start_rss_bytes,
+            "fit_peak_rss_bytes": fit["fit_peak_rss_bytes"],
+            "fit_start_rss_bytes": fit["fit_start_rss_bytes"],
             "score_peak_rss_bytes": score_span.peak_rss_bytes,
             "infer_peak_rss_bytes": infer_span.peak_rss_bytes,
             "infer_start_rss_bytes": infer_span.start_rss_bytes,
-            "fit_peak_cuda_bytes": fit_span.peak_cuda_bytes,
+            "fit_peak_cuda_bytes": fit["fit_peak_cuda_bytes"],
             "infer_peak_cuda_bytes": infer_span.peak_cuda_bytes,
-            "rss_method": fit_span.rss_method,
+            "rss_method": fit["rss_method"],
             "note": f"main process only; {rt.workers} DataLoader worker process(es) decode images separately",
         },
         "model": method.describe(),
@@ -242,11 +263,32 @@ def run_category(
     }
 
 
-def _save_model(method: Method, path: Path) -> None:
+def train_fingerprint(split: CategorySplit) -> str:
+    """SHA-256 (16 hex digits) of the training files' names, sizes and modification times."""
+    h = hashlib.sha256()
+    for smp in split.train:
+        st = smp.path.stat()
+        h.update(f"{smp.path.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _save_model(method: Method, path: Path, extra: dict[str, Any]) -> None:
+    """Save ``method.state_dict()`` plus ``extra`` atomically (tensors and plain data only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(method.state_dict(), tmp)
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"state": method.state_dict(), **extra}, tmp)
+    os.replace(tmp, path)
+
+
+def _load_cached(method: Method, path: Path, fingerprint: str) -> dict[str, Any] | None:
+    """Load a cached fit into ``method`` when ``path`` exists and matches ``fingerprint``."""
+    if not path.is_file():
+        return None
+    blob = load_model_state(path)
+    if blob.get("fingerprint") != fingerprint:
+        return None
+    method.load_state_dict(blob["state"])
+    return blob
 
 
 def load_model_state(path: str | Path) -> dict[str, Any]:
@@ -269,7 +311,10 @@ def run(
         torch.set_num_threads(cfg.runtime.threads)
     check_names(cfg)  # method, backbone, layers: before any file is read
     cats = resolve_categories(cfg.dataset.root, cfg.dataset.categories)
-    splits = [scan_category(cfg.dataset.root, c) for c in cats]
+    splits, skipped = [], {}
+    for c in cats:  # layout and decodability of every file, before the backbone is loaded
+        split, skipped[c] = check_split(scan_category(cfg.dataset.root, c), cfg.dataset.on_unreadable)
+        splits.append(split)
     method = build_method(cfg, device)  # weights and d are checked here, before any fit
     out = prepare_output(cfg, force)  # only a run that can start claims the output folder
     extractor = method.extractor
@@ -288,9 +333,11 @@ def run(
                     records.append(rec)
                     continue
             fresh = METHODS.get(cfg.method.name).cls(cfg.method.params, extractor, device=device, seed=cfg.method.seed)
+            cache = Path(cfg.output.model_cache) / h / f"{split.name}.pt" if cfg.output.model_cache else None
             rec = run_category(cfg, fresh, split, device, progress,
-                               out / "models" if cfg.output.save_models else None)
+                               out / "models" if cfg.output.save_models else None, cache)
             rec["config_hash"] = h
+            rec["skipped_files"] = skipped[split.name]
             atomic_write_json(done, rec)
             records.append(rec)
             m = rec["metrics"]

@@ -277,11 +277,46 @@ def child_infer(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------- parent side
+def _cpu_busy_s() -> float | None:
+    """Machine-wide busy CPU seconds (all cores) from /proc/stat, or None off Linux."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    v = [int(x) for x in fields]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
+    busy = sum(v[:8]) - idle  # user nice system idle iowait irq softirq steal (guest is inside user)
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    import resource
+
+    return sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
+
+
+class ForeignLoad:
+    """CPU cores kept busy by processes other than this benchmark over a span (contention check)."""
+
+    def __enter__(self) -> "ForeignLoad":
+        self.t0, self.busy0, self.own0 = time.perf_counter(), _cpu_busy_s(), _own_cpu_s()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall = time.perf_counter() - self.t0
+        busy1 = _cpu_busy_s()
+        own = _own_cpu_s() - self.own0
+        self.cores = None if busy1 is None or self.busy0 is None or wall <= 0 else \
+            max(0.0, (busy1 - self.busy0 - own) / wall)
+
+
 def run_child(argv: list[str], log) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", *argv]
     env = dict(os.environ, PYTHONHASHSEED=str(SEED))
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    with ForeignLoad() as fl:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     if proc.returncode != 0:
         raise RuntimeError(f"child {' '.join(argv)} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -289,12 +324,23 @@ def run_child(argv: list[str], log) -> dict[str, Any]:
         raise RuntimeError(f"child {' '.join(argv)} printed no JSON:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     res = json.loads(lines[-1])
     res["child_wall_s"] = time.perf_counter() - t0
-    log(f"  {' '.join(argv[:5])} ... done in {res['child_wall_s']:.1f} s")
+    res["foreign_cpu_cores"] = fl.cores
+    log(f"  {' '.join(argv[:5])} ... done in {res['child_wall_s']:.1f} s "
+        f"(other processes kept {fl.cores if fl.cores is None else round(fl.cores, 2)} cores busy)")
     return res
 
 
 def _med(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def _max_opt(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return max(vals) if vals else None
+
+
+def cores(v: float | None) -> str:
+    return "?" if v is None else f"{v:.2f}"
 
 
 def summarise_fit(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -306,9 +352,11 @@ def summarise_fit(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "fit_peak_rss_bytes": _med([r["fit_peak_rss_bytes"] for r in runs]),
         "fit_peak_rss_bytes_all": [r["fit_peak_rss_bytes"] for r in runs],
         "rss_before_fit_bytes": _med([r["rss_before_fit_bytes"] for r in runs]),
+        "fit_increment_bytes": _med([r["fit_peak_rss_bytes"] - r["rss_before_fit_bytes"] for r in runs]),
         "process_peak_rss_bytes": _med([r["process_peak_rss_bytes"] for r in runs]),
         "breakdown_s": {k: _med([r["breakdown_s"][k] for r in runs]) for k in runs[0]["breakdown_s"]},
         "phase_memory": runs[-1]["phase_memory"],
+        "foreign_cpu_cores_max": _max_opt([r.get("foreign_cpu_cores") for r in runs]),
         "runs": runs,
     }
 
@@ -326,6 +374,7 @@ def summarise_infer(res: dict[str, Any]) -> dict[str, Any]:
     out["batch_size"] = res["batch_size"]
     out["batched_images"] = res["batched_images"]
     out["fit_n_for_scoring_model"] = res["fit_n_for_scoring_model"]
+    out["foreign_cpu_cores"] = res.get("foreign_cpu_cores")
     out["raw"] = res
     return out
 
@@ -351,35 +400,42 @@ def render_markdown(rec: dict[str, Any]) -> str:
     la = rec["load_average"]
     L.append(f"- load average (1/5/15 min) at start {la['start']}, at end {la['end']}; "
              f"wall time of the benchmark {rec['wall_s']:.0f} s")
+    L.append(f"- contention: other processes kept {cores(rec['foreign_cpu_cores'])} of {env['cpu_count']} cores "
+             "busy on average during the benchmark (/proc/stat busy time minus this benchmark's own CPU "
+             "time); figures measured under contention are distorted"
+             + (" -- THIS RUN WAS CONTENDED" if (rec['foreign_cpu_cores'] or 0) > 0.2 else ""))
     L.append(f"- repeats: timing figures are medians over {rec['repeats']} repeat(s); WR50 fits at most "
              f"{WR50_MAX_FIT_REPEATS} repeats per N (see the `fit reps` column)")
     L.append("- RANDOM = random backbone weights (no ImageNet checkpoint offline): time and memory only")
     L.append("")
     L.append("## Fit (fresh process per measurement; GB = 1e9 bytes)\n")
     L.append("| backbone | weights | d | N | fit reps | fit s | fit s/img | fit peak GB | RSS before fit GB | "
-             "process peak GB | decode s | backbone+embed s | cov update s | Cholesky+inverse s |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+             "fit increment GB | process peak GB | decode s | backbone+embed s | cov update s | "
+             "Cholesky+inverse s | other-proc cores |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rec["rows"]:
         for n, f in row["fit"].items():
             b = f["breakdown_s"]
             L.append(f"| {row['label']} | {weights_label(row)} | {row['d']} | {n} | {f['repeats']} | "
                      f"{f['fit_s']:.1f} | {f['fit_s_per_image']:.3f} | {gb(f['fit_peak_rss_bytes'])} | "
-                     f"{gb(f['rss_before_fit_bytes'])} | {gb(f['process_peak_rss_bytes'])} | "
+                     f"{gb(f['rss_before_fit_bytes'])} | {gb(f['fit_increment_bytes'])} | "
+                     f"{gb(f['process_peak_rss_bytes'])} | "
                      f"{b['decode_s']:.1f} | {b['embed_s']:.1f} | {b['covariance_update_s']:.1f} | "
-                     f"{b['inverse_factor_s']:.1f} |")
+                     f"{b['inverse_factor_s']:.1f} | {cores(f['foreign_cpu_cores_max'])} |")
     L.append("")
     L.append("## Inference (batch 1 after 2 warm-up images; seconds per image)\n")
     L.append("| backbone | weights | images | reps | end-to-end s/img | model-only s/img | backbone fwd s/img | "
              "model / backbone | batched e2e s/img (bs) | batched model s/img | batch-1 peak GB | "
-             "batched peak GB |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+             "batched peak GB | other-proc cores |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rec["rows"]:
         i = row["infer"]
         L.append(f"| {row['label']} | {weights_label(row)} | {i['timing_images']} | {i['repeats']} | "
                  f"{i['infer_s_per_image']:.4f} | {i['infer_model_s_per_image']:.4f} | "
                  f"{i['backbone_forward_s']:.4f} | {i['model_over_backbone']:.2f} | "
                  f"{i['batched_s_per_image']:.4f} ({i['batch_size']}) | {i['batched_model_s_per_image']:.4f} | "
-                 f"{gb(i['batch1_peak_rss_bytes'])} | {gb(i['batched_peak_rss_bytes'])} |")
+                 f"{gb(i['batch1_peak_rss_bytes'])} | {gb(i['batched_peak_rss_bytes'])} | "
+                 f"{cores(i['foreign_cpu_cores'])} |")
     L.append("")
     L.append("## Targets\n")
     L.append("| target | backbone | value | limit | result |")
@@ -397,6 +453,9 @@ DEFINITIONS = {
     "fit peak": "VmHWM of the child process over the fit span (reset at span start): what the fit needs "
                 "on top of nothing, i.e. it includes the already-resident python + torch + backbone",
     "RSS before fit": "resident set just before the fit span (python + torch + backbone + file list)",
+    "fit increment": "fit peak - RSS before fit: the memory the fit itself adds",
+    "other-proc cores": "CPU cores kept busy by other processes during that measurement (max over its "
+                        "child runs): /proc/stat busy time minus this benchmark's own CPU time, per second",
     "process peak": "whole child-process peak, max of getrusage ru_maxrss before and after the span",
     "breakdown": "decode = time in the DataLoader's next(); backbone+embed = Padim.embed; Cholesky+inverse "
                  "= Padim._inverse_factor; cov update = the rest of the span (mean / second-moment update)",
@@ -479,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"bench: {', '.join(keys)}; {n_all} train / {len(split.test)} test images; threads {threads}; "
         f"repeats {repeats}; load average {load_start}")
     rows = []
+    whole = ForeignLoad().__enter__()
     for key in keys:
         c = CONFIGS[key]
         fit_reps = min(repeats, WR50_MAX_FIT_REPEATS) if key == "wr50" else repeats
@@ -499,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
             "infer": summarise_infer(inf),
         })
 
+    whole.__exit__(None, None, None)
     targets = []
     for row in rows:
         f = row["fit"]
@@ -543,6 +604,7 @@ def main(argv: list[str] | None = None) -> int:
                    "backbones": {k: CONFIGS[k] for k in keys}},
         "load_average": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
         "wall_s": time.perf_counter() - t_start,
+        "foreign_cpu_cores": whole.cores,
         "definitions": DEFINITIONS,
         "random_weights_note": "RANDOM backbone weights: time and memory only; no accuracy is implied",
         "targets": targets,

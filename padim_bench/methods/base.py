@@ -57,6 +57,14 @@ class Method(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the state written by :meth:`state_dict`."""
 
+    @classmethod
+    def check_embedding(cls, params: Any, channels: dict[str, int]) -> None:
+        """Check ``params`` against the backbone's channels per layer before any data is read.
+
+        Raises:
+            ConfigError: parameters that cannot work with this embedding.
+        """
+
     def describe(self) -> dict[str, Any]:
         """Plain-data facts about the fitted model to record in results (e.g. chosen channels)."""
         return {}

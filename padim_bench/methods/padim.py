@@ -102,6 +102,16 @@ class Padim(Method):
         self.grid: tuple[int, int] | None = None
         self.n_train = 0
 
+    @classmethod
+    def check_embedding(cls, params: PadimParams, channels: dict[str, int]) -> None:
+        """Raises ConfigError when ``d`` exceeds the embedding's channels."""
+        total = sum(channels.values())
+        if params.d is not None and params.d > total:
+            raise ConfigError(
+                f"method.d = {params.d} is larger than the embedding ({total} channels: "
+                + ", ".join(f"{k} {v}" for k, v in channels.items()) + ")"
+            )
+
     @property
     def d(self) -> int:
         """Embedding size after channel selection."""

@@ -1,0 +1,138 @@
+"""Bad input and interrupted runs, end to end through the runner (random ResNet18, 64 px images)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from padim_bench import runner
+from padim_bench.config import config_from_dict
+from padim_bench.errors import ConfigError, DataError
+from padim_bench.output import atomic_write_json
+
+
+def make_cfg(root, out, categories="all", **sections):
+    data = {
+        "dataset": {"root": str(root), "categories": categories, "resize": 64, "crop": 56},
+        "method": {"name": "padim", "backbone": "resnet18", "weights": "random", "d": 16},
+        "runtime": {"device": "cpu", "batch_size": 4, "workers": 0, "timing_images": 1, "warmup_images": 0},
+        "output": {"dir": str(out)},
+    }
+    for key, extra in sections.items():
+        data[key].update(extra)
+    return config_from_dict(data)
+
+
+def test_truncated_image_is_named_before_the_backbone_loads(make_mvtec, tmp_path, monkeypatch):
+    ds = make_mvtec(n_train=5, n_test_good=2, defects={"spot": 2})
+    bad = ds.path / "train" / "good" / "003.png"
+    bad.write_bytes(bad.read_bytes()[: len(bad.read_bytes()) // 2])
+    monkeypatch.setattr(runner, "build_method", lambda *a, **k: pytest.fail("backbone loaded"))
+    with pytest.raises(DataError, match="003.png"):
+        runner.run(make_cfg(ds.root, tmp_path / "out"), show_progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreadable_files_can_be_skipped_and_are_counted(make_mvtec, tmp_path):
+    ds = make_mvtec(n_train=5, n_test_good=2, defects={"spot": 2})
+    (ds.path / "train" / "good" / "001.png").write_text("not an image")
+    cfg = make_cfg(ds.root, tmp_path / "out", dataset={"on_unreadable": "skip"})
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        rec = runner.run(cfg, show_progress=False)
+    (cat,) = rec["categories"]
+    assert cat["n_train"] == 4
+    assert len(cat["skipped_files"]) == 1 and "001.png" in cat["skipped_files"][0]
+
+
+def test_category_without_defects_reports_undefined_metrics(make_mvtec, tmp_path):
+    ds = make_mvtec(n_train=4, n_test_good=3, defects={})
+    with pytest.warns(UserWarning, match="image_roc_auc, pixel_roc_auc, pro undefined"):
+        rec = runner.run(make_cfg(ds.root, tmp_path / "out"), show_progress=False)
+    (cat,) = rec["categories"]
+    assert cat["metrics"] == {"image_roc_auc": None, "pixel_roc_auc": None, "pro": None}
+    assert "undefined" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_category_with_only_defects_still_scores_pixels(make_mvtec, tmp_path):
+    ds = make_mvtec(n_train=4, n_test_good=0, defects={"spot": 3})
+    with pytest.warns(UserWarning, match="image_roc_auc undefined"):
+        rec = runner.run(make_cfg(ds.root, tmp_path / "out"), show_progress=False)
+    m = rec["categories"][0]["metrics"]
+    assert m["image_roc_auc"] is None
+    assert 0.0 <= m["pixel_roc_auc"] <= 1.0 and 0.0 <= m["pro"] <= 1.0
+
+
+def test_grey_rgb_and_opaque_rgba_pngs_give_identical_scores(make_mvtec, tmp_path):
+    ds = make_mvtec(n_train=4, n_test_good=2, defects={"spot": 2}, grey=True)
+    scores = {}
+    for mode in ("L", "RGB", "RGBA"):
+        root = tmp_path / mode
+        shutil.copytree(ds.root, root)
+        for png in (root / ds.name).glob("*/*/*.png"):
+            if "ground_truth" not in png.parts:
+                Image.open(png).convert(mode).save(png)
+        rec = runner.run(make_cfg(root, tmp_path / f"out_{mode}"), show_progress=False)
+        scores[mode] = rec["categories"][0]["image_scores"]
+    assert scores["L"] == scores["RGB"] == scores["RGBA"]
+
+
+def test_d_larger_than_the_embedding_fails_before_any_file_is_read(tmp_path):
+    cfg = make_cfg(tmp_path / "does_not_exist", tmp_path / "out", method={"d": 449})
+    with pytest.raises(ConfigError, match=r"d = 449 is larger than the embedding \(448 channels"):
+        runner.run(cfg, show_progress=False)
+
+
+def test_interrupted_run_keeps_finished_categories_and_resumes(make_mvtec, tmp_path, monkeypatch):
+    ds = make_mvtec(category="aaa", n_train=4, n_test_good=2, defects={"spot": 2})
+    make_mvtec(root=ds.root, category="bbb", n_train=4, n_test_good=2, defects={"spot": 2})
+    out = tmp_path / "out"
+    real = runner.run_category
+    calls = []
+
+    def interrupt_second(cfg, method, split, *a, **k):
+        calls.append(split.name)
+        if split.name == "bbb":
+            raise KeyboardInterrupt
+        return real(cfg, method, split, *a, **k)
+
+    monkeypatch.setattr(runner, "run_category", interrupt_second)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(make_cfg(ds.root, out), show_progress=False)
+    assert json.loads((out / "categories" / "aaa.json").read_text())["category"] == "aaa"
+    assert not (out / "categories" / "bbb.json").exists()
+    monkeypatch.setattr(runner, "run_category", real)
+    rec = runner.run(make_cfg(ds.root, out), show_progress=False)
+    assert [c["category"] for c in rec["categories"]] == ["aaa", "bbb"]
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "results.json"
+    atomic_write_json(path, {"ok": 1})
+    with pytest.raises(ValueError):
+        atomic_write_json(path, {"bad": float("nan")})  # NaN is refused before anything is replaced
+    with pytest.raises(TypeError):
+        atomic_write_json(path, {"bad": object()})
+    assert json.loads(path.read_text()) == {"ok": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary file left
+
+
+def test_model_cache_reuses_the_fit_and_gives_the_same_scores(make_mvtec, tmp_path, monkeypatch):
+    ds = make_mvtec(n_train=4, n_test_good=2, defects={"spot": 2})
+    cache = tmp_path / "cache"
+    first = runner.run(make_cfg(ds.root, tmp_path / "a", output={"model_cache": str(cache)}), show_progress=False)
+    (cached,) = list(cache.glob("*/widget.pt"))
+    assert cached.parent.name == first["config_hash"]
+    from padim_bench.methods.padim import Padim
+
+    monkeypatch.setattr(Padim, "fit", lambda *a, **k: pytest.fail("fitted again"))
+    second = runner.run(make_cfg(ds.root, tmp_path / "b", output={"model_cache": str(cache)}), show_progress=False)
+    a, b = first["categories"][0], second["categories"][0]
+    assert a["image_scores"] == b["image_scores"]
+    assert b["time"]["fit_from_cache"] == str(cached) and a["time"]["fit_from_cache"] is None
+    assert b["time"]["fit_s"] == a["time"]["fit_s"]  # the figure measured when the fit was made
