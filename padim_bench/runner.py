@@ -88,7 +88,12 @@ def check_names(cfg: RunConfig) -> None:
         raise ConfigError(
             f"method.layers: unknown layer {unknown[0]!r} for backbone {cfg.method.backbone!r}. Valid: {', '.join(valid)}"
         )
-    spec.cls.check_embedding(cfg.method.params, layer_channels(cfg.method.backbone, cfg.method.layers))
+    layers = spec.cls.extractor_layers(cfg.method.params, cfg.method.layers)
+    bad = [layer for layer in layers if layer not in valid]
+    if bad:
+        raise ConfigError(f"method {cfg.method.name!r} needs layer {bad[0]!r}, which backbone "
+                          f"{cfg.method.backbone!r} lacks. Valid: {', '.join(valid)}")
+    spec.cls.check_embedding(cfg.method.params, layer_channels(cfg.method.backbone, layers))
 
 
 def build_method(cfg: RunConfig, device: torch.device) -> Method:
@@ -100,7 +105,8 @@ def build_method(cfg: RunConfig, device: torch.device) -> Method:
     """
     spec = METHODS.get(cfg.method.name)
     m = cfg.method
-    extractor = load_backbone(m.backbone, m.layers, weights=m.weights, seed=m.seed, device=device)
+    layers = spec.cls.extractor_layers(m.params, m.layers)
+    extractor = load_backbone(m.backbone, layers, weights=m.weights, seed=m.seed, device=device)
     return spec.cls(m.params, extractor, device=device, seed=m.seed)
 
 
@@ -143,7 +149,8 @@ def _timing_pass(method: Method, cfg: RunConfig, split: CategorySplit, prep: Pre
         t0 = time.perf_counter()
         img = prep.image(load_image(s.path))[None]
         t1 = time.perf_counter()
-        postprocess(method.score(img), (prep.size, prep.size), ev.sigma, ev.map_interpolation)
+        raw, image_scores = method.score_images(img)
+        postprocess(raw, (prep.size, prep.size), ev.sigma, ev.map_interpolation, image_scores)
         t2 = time.perf_counter()
         if i >= n_warm:
             total.append(t2 - t0)
@@ -178,6 +185,7 @@ def run_category(
             if progress is not None:
                 progress.advance(task, len(images))
 
+    method.n_train_hint = len(split.train)
     fingerprint = train_fingerprint(split)
     cached = _load_cached(method, cache_path, fingerprint) if cache_path is not None else None
     if cached is None:
@@ -199,7 +207,8 @@ def run_category(
     maps, scores, masks, labels = [], [], [], []
     with measure(device) as score_span:
         for images, mask, label, _ in make_loader(split.test, prep, rt.batch_size, rt.workers):
-            m, s = postprocess(method.score(images), (prep.size, prep.size), ev.sigma, ev.map_interpolation)
+            raw, image_scores = method.score_images(images)
+            m, s = postprocess(raw, (prep.size, prep.size), ev.sigma, ev.map_interpolation, image_scores)
             maps.append(m), scores.append(s), masks.append(mask.numpy()), labels.append(label.numpy())
             if progress is not None:
                 progress.advance(task, len(images))

@@ -45,6 +45,20 @@ class Method(ABC):
             float32 tensor ``(B, h, w)`` on the CPU, before upsampling and smoothing.
         """
 
+    def score_images(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Patch-level maps and, for methods whose image score is not the map maximum (SPADE),
+        their own image scores ``(B,)`` float32; ``None`` means "max of the smoothed map"."""
+        return self.score(images), None
+
+    @classmethod
+    def extractor_layers(cls, params: Any, layers: list[str]) -> list[str]:
+        """Backbone layers the method needs (default: the configured ``method.layers``)."""
+        return list(layers)
+
+    #: set by the runner before :meth:`fit`: the number of training images, so methods that
+    #: store features (SPADE) can allocate their bank once
+    n_train_hint: int | None = None
+
     @abstractmethod
     def state_nbytes(self) -> dict[str, int]:
         """Bytes of the fitted state by component (e.g. ``mean``, ``cov``, ``backbone``)."""
@@ -82,7 +96,8 @@ METHODS: Registry[MethodSpec] = Registry("method")
 
 
 def postprocess(
-    raw: torch.Tensor, size: tuple[int, int], sigma: float, interpolation: str = "bilinear"
+    raw: torch.Tensor, size: tuple[int, int], sigma: float, interpolation: str = "bilinear",
+    image_scores: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Upsample patch-level maps, smooth them, and take image scores.
 
@@ -95,6 +110,8 @@ def postprocess(
         size: ``(H, W)`` output size in pixels (the crop size).
         sigma: Gaussian standard deviation in pixels; 0 disables the filter.
         interpolation: ``nearest``, ``bilinear`` or ``bicubic`` (``align_corners=False``).
+        image_scores: the method's own image scores ``(B,)``, returned as they are; when
+            ``None`` the score is the maximum of each smoothed map.
 
     Returns:
         ``(maps, scores)``: float32 arrays ``(B, H, W)`` and ``(B,)``.
@@ -107,4 +124,6 @@ def postprocess(
     if sigma > 0:
         maps = np.stack([scipy.ndimage.gaussian_filter(m, sigma=sigma, truncate=4.0) for m in maps])
     maps = np.ascontiguousarray(maps, dtype=np.float32)
+    if image_scores is not None:
+        return maps, image_scores.detach().to("cpu", torch.float32).numpy()
     return maps, maps.reshape(len(maps), -1).max(axis=1)

@@ -1,0 +1,233 @@
+"""SPADE: Semantic Pyramid Anomaly Detection (Cohen and Hoshen 2020), as the PaDiM paper uses it.
+
+* Fit: a feature bank of every training image: the global-average-pooled ``pool_layer`` feature
+  (WR50: 2048-d) and the ``layer1..layer3`` maps, float32 on the CPU (or memory-mapped to a file),
+  allocated once at its predicted size.
+* Image score: mean squared L2 distance of the test image's pooled feature to its ``k`` nearest
+  training images (K = 50 on MVTec AD, 1 on STC).
+* Pixel score: the gallery is the layer maps of those ``k`` images; each test pixel's score is its
+  mean L2 distance to its ``kappa`` nearest gallery features (kappa = 1). ``combine: mean`` (the
+  default, as the public SPADE reference code does) scores each layer at its own resolution,
+  upsamples the per-layer maps (bilinear) to layer1's grid and averages them; ``combine: concat``
+  (the SPADE paper's wording) upsamples the feature maps (nearest) to layer1's grid, concatenates
+  them and scores once. The runner then upsamples to the crop and applies the Gaussian filter.
+
+Distances are exact (see :mod:`padim_bench.methods.knn`): every gallery vector counts.
+Memory (paper Table VIII convention): WR50 layer1..3 maps plus the pooled vector at 224 is
+1,406,976 float32 = 5.63 MB per training image.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError, PadimBenchError
+from .base import METHODS, Method, MethodSpec
+from .knn import knn
+
+
+@dataclass(frozen=True)
+class SpadeParams:
+    """SPADE's own parameters.
+
+    Attributes:
+        k: nearest training images for the image score and the pixel gallery (MVTec AD 50, STC 1).
+        kappa: nearest gallery features averaged per test pixel (paper: 1).
+        pool_layer: layer whose global average pool is the image-level feature (last stage).
+        combine: ``mean`` (per-layer distances, averaged) or ``concat`` (one distance on the
+            concatenated, layer1-grid features).
+        bank: ``memory`` (CPU RAM) or ``mmap`` (a file in ``bank_dir`` or the temp folder).
+        bank_dir: folder for the memory-mapped bank (``None`` = system temp folder).
+        chunk: gallery rows per distance block (bounds temporary memory).
+    """
+
+    k: int = 50
+    kappa: int = 1
+    pool_layer: str = "layer4"
+    combine: Literal["mean", "concat"] = "mean"
+    bank: Literal["memory", "mmap"] = "memory"
+    bank_dir: str | None = None
+    chunk: int = 8192
+
+    def check(self) -> None:
+        """Raises ConfigError on out-of-range values."""
+        for key in ("k", "kappa", "chunk"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"method.{key}: must be >= 1, got {getattr(self, key)}")
+
+
+class Spade(Method):
+    """SPADE with a frozen :class:`~padim_bench.backbones.FeatureExtractor`.
+
+    State: ``pool`` float32 ``(N, C_pool)`` and one bank per pixel layer, float32
+    ``(N, h_l, w_l, C_l)``.
+    """
+
+    name = "spade"
+
+    def __init__(self, params: SpadeParams, extractor: Any, device: str | torch.device = "cpu", seed: int = 0):
+        self.params = params
+        self.extractor = extractor
+        self.device = torch.device(device)
+        self.layers = [name for name in extractor.layers if name != params.pool_layer]
+        self.pool: torch.Tensor | None = None
+        self.banks: dict[str, torch.Tensor] = {}
+        self.n_train = 0
+        self._tmpdir: tempfile.TemporaryDirectory | None = None
+
+    @classmethod
+    def extractor_layers(cls, params: SpadeParams, layers: list[str]) -> list[str]:
+        """The pixel layers plus ``pool_layer`` (added last if not listed)."""
+        return [x for x in layers if x != params.pool_layer] + [params.pool_layer]
+
+    @classmethod
+    def check_embedding(cls, params: SpadeParams, channels: dict[str, int]) -> None:
+        """Raises ConfigError when no pixel layer is left besides ``pool_layer``."""
+        if len(channels) < 2:
+            raise ConfigError(f"method.layers: SPADE needs at least one pixel layer besides {params.pool_layer}")
+
+    @staticmethod
+    def bytes_per_image(channels: dict[str, int], grids: dict[str, tuple[int, int]], pool_layer: str) -> int:
+        """Bank bytes per training image: every pixel layer's map plus the pooled vector, float32.
+
+        ``channels`` and ``grids`` (``(h, w)`` per layer) as the extractor gives them at the input
+        size; WR50 at 224 gives (256*56*56 + 512*28*28 + 1024*14*14 + 2048) * 4 = 5,627,904 bytes.
+        """
+        maps = sum(channels[k] * grids[k][0] * grids[k][1] for k in channels if k != pool_layer)
+        return 4 * (maps + channels[pool_layer])
+
+    # ---------------------------------------------------------------------------------- features
+    @torch.inference_mode()
+    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Pooled feature ``(B, C_pool)`` and pixel maps ``{layer: (B, h, w, C)}``, float32 CPU."""
+        feats = self.extractor(images.to(self.device))
+        pool = feats[self.params.pool_layer].mean((2, 3)).float().cpu()
+        maps = {k: feats[k].permute(0, 2, 3, 1).float().cpu().contiguous() for k in self.layers}
+        return pool, maps
+
+    def _allocate(self, n: int, pool: torch.Tensor, maps: dict[str, torch.Tensor]) -> None:
+        shapes = {"pool": (n, pool.shape[1]), **{k: (n, *v.shape[1:]) for k, v in maps.items()}}
+        if self.params.bank == "mmap":
+            folder = self.params.bank_dir
+            if folder is None:
+                self._tmpdir = tempfile.TemporaryDirectory(prefix="padim_bench_spade_")
+                folder = self._tmpdir.name
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            arrays = {k: np.lib.format.open_memmap(Path(folder) / f"{k}.npy", mode="w+", dtype=np.float32, shape=s)
+                      for k, s in shapes.items()}
+            tensors = {k: torch.from_numpy(a) for k, a in arrays.items()}
+        else:
+            tensors = {k: torch.empty(s, dtype=torch.float32) for k, s in shapes.items()}
+        self.pool = tensors.pop("pool")
+        self.banks = tensors
+
+    def fit(self, batches: Iterable[torch.Tensor]) -> None:
+        """Store the features of every training image (the bank is allocated once, at the size
+        predicted from ``n_train_hint``).
+
+        Raises:
+            PadimBenchError: no training image, or more images than ``n_train_hint``.
+        """
+        n = 0
+        for images in batches:
+            pool, maps = self.features(images)
+            if self.pool is None:
+                if not self.n_train_hint:
+                    raise PadimBenchError("SPADE needs n_train_hint (the number of training images) before fit")
+                self._allocate(self.n_train_hint, pool, maps)
+            b = len(images)
+            if n + b > self.pool.shape[0]:
+                raise PadimBenchError(f"SPADE got more training images than announced ({self.pool.shape[0]})")
+            self.pool[n : n + b] = pool
+            for k, v in maps.items():
+                self.banks[k][n : n + b] = v
+            n += b
+        if n == 0:
+            raise PadimBenchError("SPADE needs at least 1 training image, got 0")
+        if n < self.pool.shape[0]:  # fewer than announced: keep the filled rows only
+            self.pool = self.pool[:n]
+            self.banks = {k: v[:n] for k, v in self.banks.items()}
+        self.n_train = n
+        if self.params.k > n:
+            warnings.warn(f"SPADE: k = {self.params.k} is more than the {n} training images; using k = {n}")
+
+    # -------------------------------------------------------------------------------------- score
+    def _k(self) -> int:
+        return min(self.params.k, self.n_train)
+
+    @torch.inference_mode()
+    def score_images(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixel maps ``(B, h1, w1)`` on layer1's grid and image scores ``(B,)``, float32 CPU."""
+        if self.pool is None:
+            raise PadimBenchError("SPADE model is not fitted")
+        pool, maps = self.features(images)
+        dist, idx = knn(pool, self.pool, self._k(), self.params.chunk)
+        image_scores = dist.square().mean(1)
+        h1, w1 = maps[self.layers[0]].shape[1:3]
+        out = []
+        for b in range(len(images)):
+            nn_idx = idx[b].sort().values
+            if self.params.combine == "concat":
+                q = self._concat({k: v[b : b + 1] for k, v in maps.items()}, (h1, w1))
+                g = self._concat({k: self.banks[k][nn_idx] for k in self.layers}, (h1, w1))
+                d, _ = knn(q.reshape(-1, q.shape[-1]), g.reshape(-1, g.shape[-1]), self.params.kappa, self.params.chunk)
+                out.append(d.mean(1).reshape(h1, w1))
+                continue
+            layer_maps = []
+            for k in self.layers:
+                q = maps[k][b]  # (h, w, C)
+                g = self.banks[k][nn_idx]  # (K, h, w, C)
+                d, _ = knn(q.reshape(-1, q.shape[-1]), g.reshape(-1, g.shape[-1]), self.params.kappa, self.params.chunk)
+                m = d.mean(1).reshape(1, 1, *q.shape[:2])
+                if m.shape[-2:] != (h1, w1):
+                    m = F.interpolate(m, size=(h1, w1), mode="bilinear", align_corners=False)
+                layer_maps.append(m[0, 0])
+            out.append(torch.stack(layer_maps).mean(0))
+        return torch.stack(out), image_scores
+
+    @staticmethod
+    def _concat(maps: dict[str, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        """Nearest-upsample ``{layer: (N, h, w, C)}`` to ``size`` and concatenate: ``(N, H, W, sum C)``."""
+        parts = []
+        for v in maps.values():
+            x = v.permute(0, 3, 1, 2)
+            if x.shape[-2:] != size:
+                x = F.interpolate(x, size=size, mode="nearest")
+            parts.append(x)
+        return torch.cat(parts, 1).permute(0, 2, 3, 1)
+
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        return self.score_images(images)[0]
+
+    # -------------------------------------------------------------------------------------- state
+    def state_nbytes(self) -> dict[str, int]:
+        """``bank`` (pooled vectors and pixel maps, float32) and ``backbone`` (all parameters)."""
+        bank = 0 if self.pool is None else self.pool.numel() * 4 + sum(v.numel() * 4 for v in self.banks.values())
+        return {"bank": bank, "backbone": int(self.extractor.full_param_count) * 4}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"method": self.name, "pool": self.pool.clone(), "banks": {k: v.clone() for k, v in self.banks.items()},
+                "n_train": self.n_train, "layers": list(self.layers), "backbone": self.extractor.name}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Raises PadimBenchError when the state was made with another method, backbone or layers."""
+        if state.get("method") != self.name or state["layers"] != self.layers or state["backbone"] != self.extractor.name:
+            raise PadimBenchError(f"state is for {state.get('method')} {state.get('backbone')} {state.get('layers')}, "
+                                  f"not {self.name} {self.extractor.name} {self.layers}")
+        self.pool, self.banks, self.n_train = state["pool"], dict(state["banks"]), int(state["n_train"])
+
+    def describe(self) -> dict[str, Any]:
+        return {"k": self.params.k, "k_used": self._k() if self.n_train else None, "kappa": self.params.kappa,
+                "combine": self.params.combine, "n_train": self.n_train, "bank": self.params.bank,
+                "bank_bytes": self.state_nbytes()["bank"]}
+
+
+METHODS.add("spade", MethodSpec(cls=Spade, params_class=SpadeParams))

@@ -1,0 +1,228 @@
+"""The VAE baseline (padim_bench/methods/vae.py) on tiny inputs: 64 px, random ResNet18, latent 4."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from padim_bench.backbones import load_backbone
+from padim_bench.cli import app
+from padim_bench.config import load_config
+from padim_bench.errors import ConfigError, PadimBenchError
+from padim_bench.methods import METHODS
+from padim_bench.methods.vae import Vae, VaeParams, vae_loss
+
+S = 64
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return load_backbone("resnet18", ["layer4"], weights="random", seed=0)
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    g = torch.Generator().manual_seed(7)
+    return torch.rand(4, 3, S, S, generator=g)
+
+
+def tiny(**kw) -> VaeParams:
+    base = dict(latent_channels=4, n_augmented=4, epochs=1, batch_size=2, progress=False)
+    return VaeParams(**{**base, **kw})
+
+
+def fitted(extractor, images, seed=0, **kw) -> Vae:
+    m = Vae(tiny(**kw), extractor, seed=seed)
+    m.fit(iter([images[:2], images[2:]]))  # the runner's single-pass iterator of batches
+    return m
+
+
+def weights(m: Vae) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in m.net.state_dict().items()}
+
+
+def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    bad = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not bad, f"differ: {bad[:5]}"
+
+
+def test_registered():
+    spec = METHODS.get("vae")
+    assert spec.cls is Vae and spec.params_class is VaeParams
+
+
+def test_shapes_and_map(extractor, images):
+    m = Vae(tiny(), extractor)
+    mu, logvar = m.net.encode(images)
+    assert mu.shape == logvar.shape == (4, 4, S // 32, S // 32)
+    m.fit(iter([images]))
+    rec = m.reconstruct(images)
+    assert rec.shape == (4, 3, S, S) and float(rec.min()) >= 0 and float(rec.max()) <= 1
+    amap = m.score(images)
+    assert amap.shape == (4, S, S) and amap.dtype == torch.float32 and amap.device.type == "cpu"
+    assert float(amap.min()) >= 0 and torch.isfinite(amap).all()
+    # score is the RGB L2 norm of x - x_hat with z = mu, and deterministic
+    assert torch.allclose(amap, (rec - images).norm(dim=1), atol=1e-5)
+    assert torch.equal(amap, m.score(images))
+    info = m.describe()
+    json.dumps(info)
+    assert info["latent_shape"] == [4, 2, 2] and info["n_train"] == 4 and info["image_iterations"] == 4
+    assert info["augmentation"] == {"rotation_deg": 2.0, "resize": 73, "random_crop": 71, "centre_crop": S}
+    assert info["resumed_from_epoch"] is None and info["final_loss"] > 0
+    assert m.state_nbytes() == {k: 4 * v for k, v in m.param_counts().items()}
+    assert m.param_counts()["encoder"] == 11_176_512 + 2 * (512 * 4 + 4)  # trunk + two 1x1 heads
+
+
+def test_train_step_lowers_loss(extractor, images):
+    m = Vae(tiny(), extractor)
+    opt = torch.optim.Adam(m.net.parameters(), lr=1e-4)
+    x = images
+    before = m.train_step(x, torch.Generator().manual_seed(1), opt)
+    after = m.train_step(x, torch.Generator().manual_seed(1), opt)  # same batch, same noise
+    assert after < before
+
+
+def test_loss_terms():
+    x = torch.zeros(2, 3, 4, 4)
+    x_hat = torch.full_like(x, 0.5)
+    mu, logvar = torch.zeros(2, 1, 1, 1), torch.zeros(2, 1, 1, 1)
+    loss, sse, kl = vae_loss(x, x_hat, mu, logvar, beta=1.0)
+    assert sse.item() == pytest.approx(48 * 0.25) and kl.item() == 0 and loss.item() == pytest.approx(12.0)
+    _, _, kl = vae_loss(x, x_hat, torch.ones(2, 1, 1, 1), logvar, beta=1.0)
+    assert kl.item() == pytest.approx(0.5)
+
+
+def test_augmentation_is_seeded_and_sized(extractor, images):
+    m = Vae(tiny(), extractor)
+    data = (images * 255).round().to(torch.uint8)
+    a = m._augment(data, torch.tensor([0, 1, 2]), torch.Generator().manual_seed(3))
+    b = m._augment(data, torch.tensor([0, 1, 2]), torch.Generator().manual_seed(3))
+    c = m._augment(data, torch.tensor([0, 1, 2]), torch.Generator().manual_seed(4))
+    assert a.shape == (3, 3, S, S) and torch.equal(a, b) and not torch.equal(a, c)
+    order = m._epoch_order(4, 0)
+    assert sorted(order.tolist()) == [0, 1, 2, 3]  # one whole permutation per pass over the data
+
+
+def test_same_seed_same_weights_and_global_rng_untouched(extractor, images):
+    state = torch.random.get_rng_state()
+    a = fitted(extractor, images, seed=0)
+    assert torch.equal(state, torch.random.get_rng_state())
+    b = fitted(extractor, images, seed=0)
+    c = fitted(extractor, images, seed=1)
+    assert_same(weights(a), weights(b))
+    assert not torch.equal(weights(a)["decoder.0.weight"], weights(c)["decoder.0.weight"])
+
+
+def test_resume_equals_uninterrupted(tmp_path, extractor, images):
+    one_go = fitted(extractor, images, epochs=2, checkpoint_dir=str(tmp_path / "a"))
+    first = fitted(extractor, images, epochs=1, checkpoint_dir=str(tmp_path / "b"))
+    assert first.describe()["resumed_from_epoch"] is None
+    second = fitted(extractor, images, epochs=2, checkpoint_dir=str(tmp_path / "b"))
+    assert second.describe()["resumed_from_epoch"] == 1
+    assert second.describe()["image_iterations_this_fit"] == 4
+    assert_same(weights(one_go), weights(second))
+    assert second.describe()["epoch_losses"] == one_go.describe()["epoch_losses"]
+    # a finished checkpoint is reused without training
+    again = fitted(extractor, images, epochs=2, checkpoint_dir=str(tmp_path / "b"))
+    assert again.describe()["resumed_from_epoch"] == 2 and again.describe()["image_iterations_this_fit"] == 0
+    assert_same(weights(one_go), weights(again))
+    # other training images (or other parameters): the checkpoint is not used
+    other = fitted(extractor, images.flip(0), epochs=2, checkpoint_dir=str(tmp_path / "b"))
+    assert other.describe()["resumed_from_epoch"] is None
+    lr = fitted(extractor, images, epochs=2, lr=2e-4, checkpoint_dir=str(tmp_path / "b"))
+    assert lr.describe()["resumed_from_epoch"] is None
+
+
+def test_keyboard_interrupt_leaves_resumable_checkpoint(tmp_path, extractor, images, monkeypatch):
+    kw = dict(epochs=2, n_augmented=8, checkpoint_every=10, checkpoint_dir=str(tmp_path / "ck"))
+    reference = fitted(extractor, images, **kw)  # 4 batches per epoch, 8 in all
+    calls = {"n": 0}
+    original = Vae._augment
+
+    def interrupted(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 6:  # in the middle of epoch 2
+            raise KeyboardInterrupt
+        return original(self, *a, **k)
+
+    kw["checkpoint_dir"] = str(tmp_path / "ck2")
+    monkeypatch.setattr(Vae, "_augment", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fitted(extractor, images, **kw)
+    monkeypatch.setattr(Vae, "_augment", original)
+    resumed = fitted(extractor, images, **kw)
+    assert (resumed.describe()["resumed_from_epoch"], resumed.describe()["resumed_from_batch"]) == (1, 1)
+    assert_same(weights(reference), weights(resumed))
+
+
+def test_state_dict_round_trip(extractor, images):
+    m = fitted(extractor, images)
+    buf = io.BytesIO()
+    torch.save(m.state_dict(), buf)
+    buf.seek(0)
+    fresh = Vae(tiny(), extractor, seed=5)
+    fresh.load_state_dict(torch.load(buf, weights_only=True))
+    assert torch.equal(m.score(images), fresh.score(images))
+    assert fresh.describe() == m.describe()
+    with pytest.raises(PadimBenchError, match="latent"):
+        Vae(tiny(latent_channels=8), extractor).load_state_dict(m.state_dict())
+
+
+@pytest.mark.parametrize("kw, key", [
+    (dict(latent_channels=0), "latent_channels"), (dict(batch_size=0), "batch_size"),
+    (dict(n_augmented=0), "n_augmented"), (dict(epochs=0), "epochs"), (dict(lr=0.0), "lr"),
+    (dict(beta=-1.0), "beta"), (dict(beta=float("nan")), "beta"), (dict(rotation_deg=-1.0), "rotation_deg"),
+    (dict(aug_crop=300), "aug_crop"), (dict(input_size=290), "input_size"),
+    (dict(checkpoint_every=0), "checkpoint_every"), (dict(checkpoint_dir=" "), "checkpoint_dir"),
+])
+def test_params_validation(kw, key):
+    with pytest.raises(ConfigError, match=key):
+        dataclasses.replace(VaeParams(), **kw).check()
+
+
+def test_one_layer_and_divisible_size(extractor, images):
+    with pytest.raises(ConfigError, match="exactly one"):
+        Vae.check_embedding(VaeParams(), {"layer3": 256, "layer4": 512})
+    with pytest.raises(ConfigError, match="exactly one"):
+        Vae(tiny(), load_backbone("resnet18", ["layer3", "layer4"], weights="random"))
+    with pytest.raises(PadimBenchError, match="divisible"):
+        Vae(tiny(), extractor).fit(iter([images[:, :, :48, :48]]))
+    with pytest.raises(PadimBenchError, match="not fitted"):
+        Vae(tiny(), extractor).score(images)
+
+
+@pytest.mark.parametrize("name", ["mvtec_vae.yaml", "mvtec_vae_cpu.yaml"])
+def test_shipped_configs_load(name):
+    cfg = load_config(CONFIGS / name)
+    assert cfg.method.name == "vae" and cfg.method.layers == ["layer4"] and cfg.dataset.crop is None
+    assert isinstance(cfg.method.params, VaeParams)
+
+
+def test_cli_run_end_to_end(tmp_path):
+    from padim_bench.data.demo import make_demo_dataset
+
+    data = make_demo_dataset(tmp_path / "demo", n_train=4, n_test_good=2, n_test_defect=3, size=S)
+    cfg = {
+        "dataset": {"root": str(data), "categories": ["brick"], "resize": S, "crop": None},
+        "method": {"name": "vae", "backbone": "resnet18", "weights": "random", "layers": ["layer4"],
+                   "latent_channels": 4, "n_augmented": 4, "epochs": 1, "batch_size": 4, "progress": False},
+        "runtime": {"device": "cpu", "batch_size": 4, "workers": 0, "timing_images": 1, "warmup_images": 1},
+        "output": {"dir": str(tmp_path / "out")},
+    }
+    path = tmp_path / "vae.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(app, ["run", str(path), "--quiet"])
+    assert res.exit_code == 0, res.output
+    rec = json.loads((tmp_path / "out" / "results.json").read_text())["categories"][0]
+    assert set(rec["memory"]["state_bytes"]) == {"encoder", "decoder"}
+    assert rec["model"]["image_iterations"] == 4 and rec["model"]["latent_shape"] == [4, 2, 2]
+    assert all(0 <= v <= 1 for v in rec["metrics"].values())
