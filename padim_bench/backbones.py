@@ -210,9 +210,9 @@ def _trunk(spec: BackboneSpec, model: nn.Module, layers: tuple[str, ...]) -> tup
     return _LiteTrunk(model, taps), {k: f"_blocks.{i}" for k, i in taps.items()}
 
 
-def layer_channels(name: str, layers: Sequence[str]) -> dict[str, int]:
-    """Channels of each requested layer, derived from the architecture on PyTorch's ``meta``
-    device: no weights, no memory, no pixels; used to check ``d`` before any data is read.
+def layer_shapes(name: str, layers: Sequence[str], size: int = 224) -> dict[str, tuple[int, int, int]]:
+    """``(C, h, w)`` of each requested layer for a ``size`` x ``size`` input, derived from the
+    architecture on PyTorch's ``meta`` device: no weights, no memory, no pixels.
 
     Raises:
         ConfigError: unknown backbone or layer.
@@ -221,8 +221,25 @@ def layer_channels(name: str, layers: Sequence[str]) -> dict[str, int]:
     layers = _check_layers(spec, layers)
     with torch.device("meta"):
         trunk, _ = _trunk(spec, _architecture(spec), layers)
-        out = trunk(torch.empty(1, 3, 128, 128))
-    return {k: int(out[k].shape[1]) for k in layers}
+        out = trunk(torch.empty(1, 3, size, size))
+    return {k: tuple(int(x) for x in out[k].shape[1:]) for k in layers}
+
+
+def layer_channels(name: str, layers: Sequence[str]) -> dict[str, int]:
+    """Channels of each requested layer (see :func:`layer_shapes`); used to check ``d`` before any
+    data is read.
+
+    Raises:
+        ConfigError: unknown backbone or layer.
+    """
+    return {k: v[0] for k, v in layer_shapes(name, layers, 128).items()}
+
+
+def full_param_count(name: str) -> int:
+    """Parameters of the whole classification network (Table VIII convention), from the
+    architecture on the ``meta`` device."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in _architecture(BACKBONES.get(name)).parameters())
 
 
 def _build(spec: BackboneSpec, weights: str, seed: int) -> tuple[nn.Module, str]:

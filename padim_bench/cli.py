@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import PadimBenchError
 
@@ -137,6 +138,97 @@ def validate(
     except PadimBenchError as e:
         _fail(e)
     out_console.print(f"[green]ok[/]: {config} (config hash {cfg.config_hash()})")
+
+
+@app.command()
+def table(
+    number: Annotated[str, typer.Argument(help="paper table: 1-8 (or I-VIII)")],
+    results: Annotated[Optional[list[Path]], typer.Argument(help="results.json files or folders holding them")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="rich (terminal), md, csv or tex")] = "rich",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
+) -> None:
+    """Show a paper table with the paper's value, ours and the difference in every cell.
+
+    Cells without a measurement show the paper's value only; rows not in the paper are labelled;
+    group means over fewer categories than the paper's say so ([2/15]).
+    """
+    from . import tables
+    from .output import atomic_write_text
+
+    roman = {"I": "1", "II": "2", "III": "3", "IV": "4", "V": "5", "VI": "6", "VII": "7", "VIII": "8"}
+    number = roman.get(number.upper(), number)
+    try:
+        if fmt not in ("rich", "md", "csv", "tex"):
+            raise PadimBenchError(f"--format {fmt!r}: use rich, md, csv or tex")
+        records = tables.load_records(results or [])
+        parts = tables.build(number, records)
+    except PadimBenchError as e:
+        _fail(e)
+    if fmt == "rich" and output is None:
+        for part in parts:
+            out_console.print(tables.to_rich(part))
+        return
+    render = {"rich": tables.to_markdown, "md": tables.to_markdown, "csv": tables.to_csv, "tex": tables.to_latex}[fmt]
+    text = "\n".join(render(part) for part in parts)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(output, text)
+        out_console.print(f"written: {output}")
+
+
+@app.command()
+def check(
+    results: Annotated[Path, typer.Argument(help="results.json (or its folder) to check")],
+    against: Annotated[str, typer.Option("--against", help="'paper', or a baseline results.json / folder")] = "paper",
+    tolerance: Annotated[Optional[list[str]], typer.Option("--tolerance", help="points: 0.5 for all, or pro=1.0 (repeatable)")] = None,
+) -> None:
+    """Exit 1 if any metric moved beyond its tolerance (percentage points) from the reference.
+
+    Against a baseline of our own every category and mean is enforced; against the paper only its
+    confirmed cells covering the same categories are (the rest is shown as info).
+    """
+    from rich.table import Table
+
+    from . import check as C
+    from . import tables
+
+    try:
+        tol = C.parse_tolerances(tolerance)
+        (record,) = _one(tables.load_records([results]), results)
+        if against == "paper":
+            rows = C.against_paper(record, tol)
+        else:
+            (baseline,) = _one(tables.load_records([Path(against)]), against)
+            if baseline.get("config_hash") != record.get("config_hash"):
+                err_console.print(f"[yellow]warning:[/] config hash {record.get('config_hash')} differs from the "
+                                  f"baseline's {baseline.get('config_hash')}: not the same experiment", highlight=False)
+            rows = C.against_baseline(record, baseline, tol)
+    except PadimBenchError as e:
+        _fail(e)
+    t = Table(title=f"check {results} against {against}")
+    for col in ("cell", "metric", "reference", "ours", "diff (points)", "tolerance", "status"):
+        t.add_column(col, justify="left" if col in ("cell", "metric", "status") else "right")
+    fmt = lambda v: "undefined" if v is None else f"{v:.2f}"  # noqa: E731
+    for r in rows:
+        style = "red" if r.status in ("MOVED", "MISSING") else "dim" if r.status == "info" else None
+        t.add_row(escape(r.where), r.metric, fmt(r.reference), fmt(r.ours),
+                  "" if r.diff is None else f"{r.diff:+.2f}", f"{r.tolerance:.2f}", r.status, style=style)
+    out_console.print(t)
+    failed = [r for r in rows if r.status in ("MOVED", "MISSING")]
+    for r in failed:
+        err_console.print(f"[red]{r.status}[/]: {escape(r.where)} {r.metric}: reference {fmt(r.reference)}, "
+                          f"ours {fmt(r.ours)} (tolerance {r.tolerance:.2f} points)", highlight=False)
+    enforced = sum(r.status != "info" for r in rows)
+    out_console.print(f"{len(failed)} of {enforced} enforced cells moved" + (f"; {len(rows) - enforced} shown for information" if enforced < len(rows) else ""))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _one(records: list, path) -> list:
+    if len(records) != 1:
+        raise PadimBenchError(f"{path}: expected one results.json, found {len(records)}")
+    return records
 
 
 @app.command("list")

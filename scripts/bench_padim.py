@@ -23,9 +23,9 @@ What is measured (CPU, DataLoader workers = 0, torch threads = os.cpu_count(), s
   the VmHWM reset also resets ru_maxrss), and a breakdown of the fit (decode / backbone+embedding /
   covariance update / Cholesky + inverse factor) obtained by wrapping the instance's methods.
 * flat memory: fit peak with N = 20 vs N = all (209) must agree within 10 %.
-* inference: one fresh child per backbone (``--child infer``) fits on the first 20 training images
-  (the model's size and the scoring cost do not depend on N; this fit is not timed) and then, per
-  repeat: ``padim_bench.runner._timing_pass`` (batch 1, 2 warm-up images, then the timing images:
+* inference: one fresh child per backbone (``--child infer``) loads the model saved by the last fit
+  child (``runner.load_model_state`` + ``Padim.load_state_dict``; N = all, 20 with --quick) and then,
+  per repeat: ``padim_bench.runner._timing_pass`` (batch 1, 2 warm-up images, then the timing images:
   end-to-end = decode .. smoothed map, model-only = backbone .. smoothed map, mean per image); the
   backbone forward alone on the same pre-processed images (same layers, inference_mode, 2 warm-up
   images); the batched scoring pass (batch 32, 16 for WR50) over the test set as the runner does it
@@ -44,6 +44,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,8 @@ def child_fit(args: argparse.Namespace) -> dict[str, Any]:
     maxrss_after = _maxrss()
     br["covariance_update_s"] = span.seconds - br["decode_s"] - br["embed_s"] - br["inverse_factor_s"]
     state = method.state_nbytes()
+    if args.save_state:  # for the inference child; after every measurement of this process
+        torch.save(method.state_dict(), args.save_state)
     return {
         "mode": "fit", "key": args.key, "n_train": n, "batch_size": rt.batch_size, "workers": rt.workers,
         "torch_threads": torch.get_num_threads(), "load_avg_at_start": list(load_avg),
@@ -209,8 +212,14 @@ def child_infer(args: argparse.Namespace) -> dict[str, Any]:
     cfg, split, method = _child_setup(args.key, args.data_root, args.timing_images)
     ds, ev, rt = cfg.dataset, cfg.evaluation, cfg.runtime
     prep = Preprocess(ds.resize, ds.crop, ds.interpolation)
-    n_fit = min(INFER_FIT_N, len(split.train))
-    method.fit(images for images, *_ in make_loader(split.train[:n_fit], prep, rt.batch_size, 0))
+    if args.load_state:  # the model fitted (and saved) by the last fit child
+        from padim_bench.runner import load_model_state
+
+        method.load_state_dict(load_model_state(args.load_state))
+        n_fit = method.n_train
+    else:
+        n_fit = min(INFER_FIT_N, len(split.train))
+        method.fit(images for images, *_ in make_loader(split.train[:n_fit], prep, rt.batch_size, 0))
 
     n_warm = min(WARMUP_IMAGES, len(split.test))
     chosen = list(split.test[: n_warm + rt.timing_images])  # the images _timing_pass uses
@@ -299,9 +308,16 @@ def _own_cpu_s() -> float:
 class ForeignLoad:
     """CPU cores kept busy by processes other than this benchmark over a span (contention check)."""
 
+    cores: float | None = None
+
     def __enter__(self) -> "ForeignLoad":
         self.t0, self.busy0, self.own0 = time.perf_counter(), _cpu_busy_s(), _own_cpu_s()
         return self
+
+    start = __enter__
+
+    def stop(self) -> None:
+        self.__exit__(None, None, None)
 
     def __exit__(self, *exc) -> None:
         wall = time.perf_counter() - self.t0
@@ -424,13 +440,14 @@ def render_markdown(rec: dict[str, Any]) -> str:
                      f"{b['inverse_factor_s']:.1f} | {cores(f['foreign_cpu_cores_max'])} |")
     L.append("")
     L.append("## Inference (batch 1 after 2 warm-up images; seconds per image)\n")
-    L.append("| backbone | weights | images | reps | end-to-end s/img | model-only s/img | backbone fwd s/img | "
+    L.append("| backbone | weights | model N | images | reps | end-to-end s/img | model-only s/img | backbone fwd s/img | "
              "model / backbone | batched e2e s/img (bs) | batched model s/img | batch-1 peak GB | "
              "batched peak GB | other-proc cores |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rec["rows"]:
         i = row["infer"]
-        L.append(f"| {row['label']} | {weights_label(row)} | {i['timing_images']} | {i['repeats']} | "
+        L.append(f"| {row['label']} | {weights_label(row)} | {i['fit_n_for_scoring_model']} | "
+                 f"{i['timing_images']} | {i['repeats']} | "
                  f"{i['infer_s_per_image']:.4f} | {i['infer_model_s_per_image']:.4f} | "
                  f"{i['backbone_forward_s']:.4f} | {i['model_over_backbone']:.2f} | "
                  f"{i['batched_s_per_image']:.4f} ({i['batch_size']}) | {i['batched_model_s_per_image']:.4f} | "
@@ -466,9 +483,70 @@ DEFINITIONS = {
                     "torch.inference_mode on the same pre-processed images, mean per image after 2 warm-up",
     "batched": "runner-style scoring over the first test images with make_loader(batch, workers 0) "
                "(decode included) / images; batched model = the same on pre-decoded tensors",
-    "scoring model": "the inference child fits on the first 20 training images (untimed): the state's "
-                     "size and the scoring cost do not depend on N",
+    "scoring model": "the inference child loads the model saved by the last fit child (N = all "
+                      "training images; N = 20 with --quick)",
 }
+
+
+def measure_backbone(key: str, args: argparse.Namespace, data_root: Path, split, ns: list[int], repeats: int,
+                     timing_images: int, log) -> dict[str, Any]:
+    """Fit children (each N, interleaved, fresh process each), then the inference child; one row."""
+    c = CONFIGS[key]
+    fit_reps = min(repeats, WR50_MAX_FIT_REPEATS) if key == "wr50" else repeats
+    log(f"{c['label']} ({c['backbone']}, weights {c['weights']}): fit N={ns} x {fit_reps}, then inference")
+    fits: dict[int, list] = {n: [] for n in ns}
+    with tempfile.TemporaryDirectory(prefix="bench_padim_") as tmp:
+        state = str(Path(tmp) / f"{key}.pt")
+        for rep_i in range(fit_reps):  # interleave N so that drifting load hits both alike
+            for n in ns:
+                last = rep_i == fit_reps - 1 and n == ns[-1]  # its model is scored below
+                fits[n].append(run_child(["fit", "--key", key, "--n", str(n), "--data-root", str(data_root)]
+                                         + (["--save-state", state] if last else []), log))
+        batched = c["batch_size"] if args.quick else len(split.test)
+        inf = run_child(["infer", "--key", key, "--data-root", str(data_root), "--timing-images",
+                         str(timing_images), "--batched-images", str(batched), "--repeats", str(repeats),
+                         "--load-state", state], log)
+    first = fits[ns[0]][0]
+    return {
+        "key": key, "label": c["label"], "backbone": c["backbone"], "weights": c["weights"],
+        "weights_label": weights_label(c), "weights_source": first["weights_source"], "d": first["d"],
+        "batch_size": c["batch_size"], "grid": first["grid"], "state_bytes": first["state_bytes"],
+        "fit": {str(n): summarise_fit(fits[n]) for n in ns},
+        "infer": summarise_infer(inf),
+    }
+
+
+def build_targets(rows: list[dict[str, Any]], n_all: int) -> list[dict[str, Any]]:
+    """Flat-memory check per row and the model/backbone ratio (target only for R18-Rd100)."""
+    targets = []
+    for row in rows:
+        f = row["fit"]
+        if str(n_all) in f and str(FIT_SMALL_N) in f:
+            small, large = f[str(FIT_SMALL_N)]["fit_peak_rss_bytes"], f[str(n_all)]["fit_peak_rss_bytes"]
+            ratio = large / small
+            inc_s, inc_l = f[str(FIT_SMALL_N)]["fit_increment_bytes"], f[str(n_all)]["fit_increment_bytes"]
+            row["flat_memory_ratio"] = ratio
+            row["flat_memory_increment_ratio"] = inc_l / inc_s if inc_s > 0 else None
+            targets.append({"name": f"fit peak N={n_all} / N={FIT_SMALL_N}", "key": row["key"],
+                            "label": row["label"], "value": ratio,
+                            "value_text": f"{ratio:.3f} ({gb(large)} / {gb(small)} GB; increment over the "
+                                          f"pre-fit RSS: {gb(inc_l)} / {gb(inc_s)} GB)",
+                            "limit_text": f"within {FLAT_MEMORY_TOLERANCE:.0%} (0.90 .. 1.10)",
+                            "result": "PASS" if abs(ratio - 1) <= FLAT_MEMORY_TOLERANCE else "FAIL"})
+        else:
+            targets.append({"name": f"fit peak N={n_all} / N={FIT_SMALL_N}", "key": row["key"],
+                            "label": row["label"], "value": None, "value_text": "not measured (--quick: N=20 only)",
+                            "limit_text": f"within {FLAT_MEMORY_TOLERANCE:.0%}", "result": "N/A"})
+    for row in rows:
+        ratio = row["infer"]["model_over_backbone"]
+        has_target = row["key"] == "r18"
+        targets.append({"name": "inference model-only / backbone forward (batch 1)", "key": row["key"],
+                        "label": row["label"], "value": ratio, "value_text": f"{ratio:.2f}",
+                        "limit_text": f"<= {MODEL_OVER_BACKBONE_TARGET} (R18-Rd100, CPU)" if has_target
+                        else "(no target; reported)",
+                        "result": ("PASS" if ratio <= MODEL_OVER_BACKBONE_TARGET else "FAIL") if has_target
+                        else "info"})
+    return targets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -486,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--timing-images", type=int, default=20, help=argparse.SUPPRESS)
     ap.add_argument("--batched-images", type=int, default=10**9, help=argparse.SUPPRESS)
+    ap.add_argument("--save-state", help=argparse.SUPPRESS)
+    ap.add_argument("--load-state", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.child:
@@ -537,55 +617,14 @@ def main(argv: list[str] | None = None) -> int:
     load_start = [round(x, 2) for x in os.getloadavg()]
     log(f"bench: {', '.join(keys)}; {n_all} train / {len(split.test)} test images; threads {threads}; "
         f"repeats {repeats}; load average {load_start}")
-    rows = []
-    whole = ForeignLoad().__enter__()
-    for key in keys:
-        c = CONFIGS[key]
-        fit_reps = min(repeats, WR50_MAX_FIT_REPEATS) if key == "wr50" else repeats
-        log(f"{c['label']} ({c['backbone']}, weights {c['weights']}): fit N={ns} x {fit_reps}, then inference")
-        fits: dict[int, list] = {n: [] for n in ns}
-        for _ in range(fit_reps):  # interleave N so that drifting load hits both alike
-            for n in ns:
-                fits[n].append(run_child(["fit", "--key", key, "--n", str(n), "--data-root", str(data_root)], log))
-        batched = c["batch_size"] if args.quick else len(split.test)
-        inf = run_child(["infer", "--key", key, "--data-root", str(data_root), "--timing-images",
-                         str(timing_images), "--batched-images", str(batched), "--repeats", str(repeats)], log)
-        first = fits[ns[0]][0]
-        rows.append({
-            "key": key, "label": c["label"], "backbone": c["backbone"], "weights": c["weights"],
-            "weights_label": weights_label(c), "weights_source": first["weights_source"], "d": first["d"],
-            "batch_size": c["batch_size"], "grid": first["grid"], "state_bytes": first["state_bytes"],
-            "fit": {str(n): summarise_fit(fits[n]) for n in ns},
-            "infer": summarise_infer(inf),
-        })
-
-    whole.__exit__(None, None, None)
-    targets = []
-    for row in rows:
-        f = row["fit"]
-        if str(n_all) in f and str(FIT_SMALL_N) in f:
-            small, large = f[str(FIT_SMALL_N)]["fit_peak_rss_bytes"], f[str(n_all)]["fit_peak_rss_bytes"]
-            ratio = large / small
-            row["flat_memory_ratio"] = ratio
-            targets.append({"name": f"fit peak N={n_all} / N={FIT_SMALL_N}", "key": row["key"],
-                            "label": row["label"], "value": ratio,
-                            "value_text": f"{ratio:.3f} ({gb(large)} / {gb(small)} GB)",
-                            "limit_text": f"within {FLAT_MEMORY_TOLERANCE:.0%} (0.90 .. 1.10)",
-                            "result": "PASS" if abs(ratio - 1) <= FLAT_MEMORY_TOLERANCE else "FAIL"})
-        else:
-            targets.append({"name": f"fit peak N={n_all} / N={FIT_SMALL_N}", "key": row["key"],
-                            "label": row["label"], "value": None, "value_text": "not measured (--quick: N=20 only)",
-                            "limit_text": f"within {FLAT_MEMORY_TOLERANCE:.0%}", "result": "N/A"})
-    for row in rows:
-        ratio = row["infer"]["model_over_backbone"]
-        has_target = row["key"] == "r18"
-        targets.append({"name": "inference model-only / backbone forward (batch 1)", "key": row["key"],
-                        "label": row["label"], "value": ratio, "value_text": f"{ratio:.2f}",
-                        "limit_text": f"<= {MODEL_OVER_BACKBONE_TARGET} (R18-Rd100, CPU)" if has_target
-                        else "(no target; reported)",
-                        "result": ("PASS" if ratio <= MODEL_OVER_BACKBONE_TARGET else "FAIL") if has_target
-                        else "info"})
-
+    whole = ForeignLoad().start()
+    try:
+        rows = [measure_backbone(key, args, data_root, split, ns, repeats, timing_images, log) for key in keys]
+    except RuntimeError as e:  # a child failed: its stderr tail is in the message
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    whole.stop()
+    targets = build_targets(rows, n_all)
     env = environment(torch.device("cpu"))
     rec = {
         "benchmark": "padim_cpu",

@@ -79,6 +79,15 @@ class Method(ABC):
             ConfigError: parameters that cannot work with this embedding.
         """
 
+    @classmethod
+    def predict_state_nbytes(cls, params: Any, backbone: str, layers: list[str], size: int, n_train: int) -> dict[str, int]:
+        """Bytes of the fitted state by component, predicted before fitting from the architecture
+        (``meta`` device) for ``size`` x ``size`` inputs and ``n_train`` training images.
+
+        Equals :meth:`state_nbytes` after fitting; used for Table VIII and memory checks.
+        """
+        raise NotImplementedError(f"{cls.__name__} does not predict its state size")
+
     def describe(self) -> dict[str, Any]:
         """Plain-data facts about the fitted model to record in results (e.g. chosen channels)."""
         return {}

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Literal
 import torch
 import torch.nn.functional as F
 
+from ..backbones import full_param_count, layer_shapes
 from ..errors import ConfigError, PadimBenchError
 from .base import METHODS, Method, MethodSpec
 
@@ -111,6 +112,15 @@ class Padim(Method):
                 f"method.d = {params.d} is larger than the embedding ({total} channels: "
                 + ", ".join(f"{k} {v}" for k, v in channels.items()) + ")"
             )
+
+    @classmethod
+    def predict_state_nbytes(cls, params: PadimParams, backbone: str, layers: list[str], size: int, n_train: int) -> dict[str, int]:
+        """``mean`` P*d*4, ``cov`` P*d*d*4 (P = layer1 grid cells) and ``backbone`` parameters*4 bytes;
+        independent of ``n_train`` (paper Sec. IV-F)."""
+        shapes = layer_shapes(backbone, layers, size)
+        _, h, w = shapes[layers[0]]
+        d = params.d if params.d is not None else sum(c for c, _, _ in shapes.values())
+        return {"mean": h * w * d * 4, "cov": h * w * d * d * 4, "backbone": full_param_count(backbone) * 4}
 
     @property
     def d(self) -> int:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..backbones import full_param_count, layer_shapes
 from ..errors import ConfigError, PadimBenchError
 from .base import METHODS, Method, MethodSpec
 from .knn import knn
@@ -93,6 +94,14 @@ class Spade(Method):
         """Raises ConfigError when no pixel layer is left besides ``pool_layer``."""
         if len(channels) < 2:
             raise ConfigError(f"method.layers: SPADE needs at least one pixel layer besides {params.pool_layer}")
+
+    @classmethod
+    def predict_state_nbytes(cls, params: SpadeParams, backbone: str, layers: list[str], size: int, n_train: int) -> dict[str, int]:
+        """``bank`` = n_train x :meth:`bytes_per_image` and ``backbone`` parameters x 4 bytes."""
+        shapes = layer_shapes(backbone, cls.extractor_layers(params, layers), size)
+        per = cls.bytes_per_image({k: v[0] for k, v in shapes.items()}, {k: v[1:] for k, v in shapes.items()},
+                                  params.pool_layer)
+        return {"bank": per * n_train, "backbone": full_param_count(backbone) * 4}
 
     @staticmethod
     def bytes_per_image(channels: dict[str, int], grids: dict[str, tuple[int, int]], pool_layer: str) -> int:

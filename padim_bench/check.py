@@ -1,0 +1,121 @@
+"""Regression check: compare a run's metrics with a baseline run of our own or with the paper.
+
+Differences are in percentage points. Against a baseline, every category and the textures /
+objects / all means must stay within tolerance, and no category may go missing. Against the
+paper, only confirmed cells (tag "2") whose mean covers the same categories as the paper's are
+hard anchors; the other cells are listed for information.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import reference, tables
+from .errors import PadimBenchError
+
+DEFAULT_TOLERANCE = {"image_roc_auc": 0.1, "pixel_roc_auc": 0.1, "pro": 0.1}
+
+
+@dataclass
+class Comparison:
+    """One compared cell. ``status``: ``ok``, ``MOVED``, ``MISSING`` or ``info`` (not enforced)."""
+
+    where: str
+    metric: str
+    reference: float | None
+    ours: float | None
+    tolerance: float | None
+    status: str
+
+    @property
+    def diff(self) -> float | None:
+        return None if self.reference is None or self.ours is None else self.ours - self.reference
+
+
+def parse_tolerances(items: list[str] | None) -> dict[str, float]:
+    """``["0.5"]`` sets every metric; ``["pro=1.0"]`` one metric (points).
+
+    Raises:
+        PadimBenchError: unknown metric or a value that is not a number >= 0.
+    """
+    tol = dict(DEFAULT_TOLERANCE)
+    for item in items or []:
+        key, _, value = item.rpartition("=")
+        try:
+            v = float(value)
+        except ValueError:
+            raise PadimBenchError(f"--tolerance {item!r}: expected POINTS or METRIC=POINTS, e.g. pro=0.5") from None
+        if not v >= 0:
+            raise PadimBenchError(f"--tolerance {item!r}: must be >= 0")
+        if key and key not in tol:
+            raise PadimBenchError(f"--tolerance {item!r}: unknown metric {key!r}; valid: {', '.join(tol)}")
+        for k in ([key] if key else list(tol)):
+            tol[k] = v
+    return tol
+
+
+def _cells(record: dict[str, Any]) -> dict[tuple[str, str], float | None]:
+    """``(category or group, metric) -> percent`` for every metric of a run."""
+    out: dict[tuple[str, str], float | None] = {}
+    for c in record["categories"]:
+        for metric, v in c["metrics"].items():
+            out[(c["category"], metric)] = None if v is None else 100.0 * v
+    for row in [r for r in tables_summary(record)]:
+        for metric in tables.PERCENT_METRICS:
+            if metric in row:
+                out[(f"mean: {row['name']}", metric)] = None if row[metric] is None else 100.0 * row[metric]
+    return out
+
+
+def tables_summary(record: dict[str, Any]) -> list[dict[str, Any]]:
+    from .output import summary_rows
+
+    return [r for r in summary_rows(record["categories"]) if r["kind"] == "mean"]
+
+
+def against_baseline(record: dict[str, Any], baseline: dict[str, Any], tol: dict[str, float]) -> list[Comparison]:
+    """Every metric cell of ``baseline`` compared with ``record``."""
+    ours, ref = _cells(record), _cells(baseline)
+    out = []
+    for (where, metric), rv in ref.items():
+        if metric not in tol:
+            continue
+        if (where, metric) not in ours:
+            out.append(Comparison(where, metric, rv, None, tol[metric], "MISSING"))
+            continue
+        ov = ours[(where, metric)]
+        if rv is None or ov is None:
+            status = "ok" if rv is ov else "MOVED"  # undefined in one run only
+        else:
+            status = "ok" if abs(ov - rv) <= tol[metric] + 1e-9 else "MOVED"
+        out.append(Comparison(where, metric, rv, ov, tol[metric], status))
+    return out
+
+
+def against_paper(record: dict[str, Any], tol: dict[str, float]) -> list[Comparison]:
+    """The paper's cells for the row ``record`` reproduces (every table with such cells)."""
+    out = []
+    for table in reference.table_ids():
+        row = tables.row_for(table, record)
+        if row is None or table in ("7", "8"):
+            continue
+        for pc in reference.cells(table):
+            if pc.row != row or pc.metric not in tol:
+                continue
+            ours, covered = tables._value(record, pc.column, pc.metric)
+            full = tables.GROUP_SIZE.get(pc.column)
+            hard = pc.tag == "2" and ours is not None and (full is None or covered == full)
+            if ours is None:
+                status = "info"
+            elif hard:
+                status = "ok" if abs(ours - pc.value) <= tol[pc.metric] + 1e-9 else "MOVED"
+            else:
+                status = "info"
+            where = f"table {table}: {pc.column}" + (f" [{covered}/{full}]" if full and ours is not None and covered != full else "")
+            out.append(Comparison(where, pc.metric, pc.value, ours, tol[pc.metric], status))
+    if not out:
+        m = record["config"]["method"]
+        raise PadimBenchError(f"the paper reports no numbers for {m['name']} with {m['backbone']} (d={m.get('d')}); "
+                              "check against a baseline results file instead")
+    return out

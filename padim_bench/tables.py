@@ -1,0 +1,336 @@
+"""The paper's tables, side by side with measured results: reported value, ours, difference.
+
+Results are read from ``results.json`` files (never typed in). A measured row is matched to a
+paper row by method, backbone and, where the paper row says, ``d`` and layers; anything else is
+shown as an extra row, labelled with its own backbone. Group cells (textures / objects / all) say
+how many of the dataset's categories the mean covers (``2/15``): a partial mean is not the paper's
+number. Table VIII is computed from the architectures (``predict_state_nbytes``), with the paper's
+counting convention per cell.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from . import reference
+from .data.mvtec import MVTEC_CATEGORIES, MVTEC_TEXTURES
+from .errors import PadimBenchError
+
+GROUP_SIZE = {"textures": len(MVTEC_TEXTURES), "objects": len(MVTEC_CATEGORIES) - len(MVTEC_TEXTURES),
+              "all": len(MVTEC_CATEGORIES)}
+PERCENT_METRICS = ("image_roc_auc", "pixel_roc_auc", "pro")
+TAG_MARK = {"2": "", "1": "¹", "?": "?"}
+#: defaults of the method parameters that paper rows may name, when a record lacks them
+_ROW_DEFAULTS = {"reduction": "random", "combine": "joint"}
+
+
+@dataclass
+class Cell:
+    """One table cell: the paper's value and tag, our measurement, its spread and coverage."""
+
+    paper: float | None = None
+    tag: str | None = None
+    ours: float | None = None
+    spread: float | None = None  # standard deviation over matched runs (seeds)
+    runs: int = 0
+    covered: int | None = None  # categories in the mean
+    of: int | None = None  # categories the paper's mean covers
+
+    @property
+    def diff(self) -> float | None:
+        return None if self.paper is None or self.ours is None else self.ours - self.paper
+
+
+@dataclass
+class TableData:
+    """A rendered-agnostic table: columns ``(column, metric)``, rows of cells, notes."""
+
+    title: str
+    columns: list[tuple[str, str]]
+    rows: list[tuple[str, list[Cell]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    unit: str = "%"
+
+
+# ------------------------------------------------------------------------------------- loading
+def load_records(paths: list[str | Path]) -> list[dict[str, Any]]:
+    """Read run records: each path a ``results.json`` or a folder searched for them.
+
+    Raises:
+        PadimBenchError: a path that does not exist or holds no results, or an unreadable file.
+    """
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_file():
+            files.append(p)
+        elif p.is_dir():
+            found = sorted(p.rglob("results.json"))
+            if not found:
+                raise PadimBenchError(f"{p}: no results.json below this folder")
+            files += found
+        else:
+            raise PadimBenchError(f"results not found: {p}")
+    out = []
+    for f in files:
+        try:
+            rec = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise PadimBenchError(f"{f}: not a readable results file ({e})") from None
+        if not isinstance(rec, dict) or "categories" not in rec or "config" not in rec:
+            raise PadimBenchError(f"{f}: not a padim-bench results.json (no 'config' / 'categories')")
+        rec["_path"] = str(f)
+        out.append(rec)
+    return out
+
+
+def _matches(spec: dict[str, Any], method: dict[str, Any]) -> bool:
+    for key, want in spec.items():
+        if key == "label":
+            continue
+        if key == "method":
+            key = "name"
+        have = method.get(key, _ROW_DEFAULTS.get(key))
+        if key == "backbone" and want is None:
+            return False
+        if have != want:
+            return False
+    return True
+
+
+def row_for(table: str, record: dict[str, Any]) -> str | None:
+    """The paper row of ``table`` that ``record`` reproduces, or None."""
+    for key, spec in reference.rows(table).items():
+        if _matches(spec, record["config"]["method"]):
+            return key
+    return None
+
+
+def extra_label(record: dict[str, Any]) -> str:
+    """Label of a measured row the paper does not have."""
+    m = record["config"]["method"]
+    d = f"-Rd{m['d']}" if m.get("d") else ""
+    return f"{m['name']}-{m['backbone']}{d} (not in the paper)"
+
+
+def _value(rec: dict[str, Any], column: str, metric: str) -> tuple[float | None, int]:
+    """Measured value of ``metric`` for ``column`` (a category or a group mean) in percent."""
+    cats = rec["categories"]
+    if column in GROUP_SIZE or column in (rec["config"]["dataset"]["name"], "mvtec_ad", "stc"):
+        kind = {"textures": "texture", "objects": "object"}.get(column)
+        members = [c for c in cats if kind is None or c["kind"] == kind]
+    else:
+        members = [c for c in cats if c["category"] == column]
+    vals = [_metric(c, metric) for c in members]
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return None, 0
+    return statistics.fmean(vals), len(vals)
+
+
+def _metric(cat: dict[str, Any], metric: str) -> float | None:
+    if metric in PERCENT_METRICS:
+        v = cat["metrics"].get(metric)
+        return None if v is None else 100.0 * v
+    if metric in cat["time"]:
+        return cat["time"][metric]
+    if metric in cat["memory"]:
+        return cat["memory"][metric]
+    return None
+
+
+# -------------------------------------------------------------------------------------- tables
+def build(table: str, records: list[dict[str, Any]]) -> list[TableData]:
+    """Table ``table`` ("1" .. "8") from the paper's cells and the measured ``records``; Table III
+    comes as two parts (textures / objects / all, then per category).
+
+    Raises:
+        PadimBenchError: unknown table number.
+    """
+    if table not in reference.table_ids():
+        raise PadimBenchError(f"unknown table {table!r}; the paper has tables {', '.join(reference.table_ids())}")
+    if table == "8":
+        return [build_table8(records)]
+    pcells = reference.cells(table)
+    if table == "3":
+        groups = [c for c in pcells if c.column in GROUP_SIZE]
+        per_class = [c for c in pcells if c.column not in GROUP_SIZE]
+        return [_build(table, records, groups), _build(table, records, per_class, " (per category)")]
+    return [_build(table, records, pcells)]
+
+
+def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.PaperCell], suffix: str = "") -> TableData:
+    spec = reference.load_paper()["tables"][table]
+    columns: list[tuple[str, str]] = []
+    for c in pcells:
+        if (c.column, c.metric) not in columns:
+            columns.append((c.column, c.metric))
+    row_specs = reference.rows(table)
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        key = row_for(table, rec) or extra_label(rec)
+        grouped.setdefault(key, []).append(rec)
+    row_keys = [k for k in row_specs if any(c.row == k for c in pcells) or k in grouped]
+    row_keys += [k for k in grouped if k not in row_specs]
+    data = TableData(spec["title"] + suffix, columns, unit="s" if table == "7" else "%")
+    for key in row_keys:
+        recs = grouped.get(key, [])
+        label = row_specs[key]["label"] if key in row_specs else key
+        flags = sorted({"RANDOM weights" for r in recs if r["config"]["method"]["weights"] == "random"})
+        if flags:
+            label += f" [{', '.join(flags)}]"
+        cells = []
+        for column, metric in columns:
+            cell = Cell(of=GROUP_SIZE.get(column))
+            for pc in pcells:
+                if (pc.row, pc.column, pc.metric) == (key, column, metric):
+                    cell.paper, cell.tag = pc.value, pc.tag
+            vals = [(v, n) for v, n in (_value(r, column, metric) for r in recs) if v is not None]
+            if vals:
+                cell.ours = statistics.fmean(v for v, _ in vals)
+                cell.spread = statistics.stdev(v for v, _ in vals) if len(vals) > 1 else None
+                cell.runs = len(vals)
+                cell.covered = min(n for _, n in vals)
+            cells.append(cell)
+        data.rows.append((label, cells))
+    if table == "7":
+        data.notes += _table7_ratios(data)
+    data.notes.append("paper value → ours (difference); ¹ one source only, ? unconfirmed; "
+                      "[n/N] = categories in our mean / in the paper's")
+    return data
+
+
+def _table7_ratios(data: TableData) -> list[str]:
+    by_label = {label.split(" [")[0]: cells[0] for label, cells in data.rows if cells}
+    notes = []
+    for num, den in (("SPADE (WR50)", "PaDiM-WR50-Rd550"), ("PaDiM-WR50-Rd550", "PaDiM-R18-Rd100")):
+        a, b = by_label.get(num), by_label.get(den)
+        if a and b and a.paper and b.paper:
+            ours = f"{a.ours / b.ours:.2f}" if a.ours and b.ours else "not measured"
+            notes.append(f"ratio {num} / {den}: paper {a.paper / b.paper:.2f}, ours {ours}")
+    return notes
+
+
+def build_table8(records: list[dict[str, Any]]) -> TableData:
+    """Table VIII computed from the architectures (``predict_state_nbytes``), per the paper's
+    counting convention for each cell, with measured peak process memory beside where given."""
+    from .methods import METHODS
+
+    pcells = reference.cells("8")
+    row_specs = reference.rows("8")
+    data = TableData(reference.load_paper()["tables"]["8"]["title"], [("paper → computed", "state_gb"),
+                     ("computed, exact", "state_gb"), ("fit peak (measured)", "fit_peak_rss_bytes")], unit="GB")
+    for pc in pcells:
+        spec = row_specs[pc.row]
+        method = METHODS.get(spec["method"])
+        params = method.params_class(**({"d": spec["d"]} if "d" in spec else {}))
+        layers = ["layer1", "layer2", "layer3"] if spec["method"] != "vae" else ["layer4"]
+        try:
+            parts = method.cls.predict_state_nbytes(params, spec["backbone"], layers, pc.extra["size"],
+                                                     pc.extra["n_train"])
+        except NotImplementedError:
+            parts = None
+        computed = None
+        if parts is not None:
+            computed = sum(v for k, v in parts.items() if pc.extra.get("backbone", True) or k != "backbone") / 1e9
+        peak = [c["memory"]["fit_peak_rss_bytes"] / 1e9 for r in records if row_for("8", r) == pc.row
+                and r["config"]["dataset"]["name"] == pc.column for c in r["categories"]]
+        label = f"{spec['label']} | {pc.column} | " + ("with" if pc.extra.get("backbone", True) else "without") + " backbone"
+        data.rows.append((label, [Cell(paper=pc.value, tag=pc.tag, ours=computed),
+                                  Cell(ours=computed),
+                                  Cell(ours=max(peak) if peak else None)]))
+    data.notes.append("computed = fitted state in float32 from the architecture (GB = 1e9 bytes); SPADE bank for "
+                      "242 images at 224 (MVTec AD) or 5,000 frames at 256 (STC). The paper does not state its "
+                      "convention: only these with/without-backbone choices reproduce its values.")
+    return data
+
+
+# ------------------------------------------------------------------------------------ rendering
+def _fmt(v: float | None, unit: str, digits: int | None = None) -> str:
+    if v is None:
+        return ""
+    if digits is None:
+        digits = 3 if unit == "GB" else 2 if unit == "s" else 1
+    return f"{v:.{digits}f}"
+
+
+def paper_digits(v: float) -> int:
+    """Decimals the paper printed (``37.0`` -> 1, ``0.09`` -> 2)."""
+    text = repr(float(v))
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def cell_text(c: Cell, unit: str) -> str:
+    """``paper → ours (±diff) [n/N]``, parts left out where unknown; when the paper gives the
+    value, ours is printed to the paper's precision."""
+    digits = paper_digits(c.paper) if c.paper is not None else None
+    paper = f"{_fmt(c.paper, unit, digits)}{TAG_MARK.get(c.tag or '2', '')} → " if c.paper is not None else ""
+    if c.ours is None:
+        return paper
+    ours = _fmt(c.ours, unit, digits)
+    if c.spread is not None:
+        ours += f"±{_fmt(c.spread, unit)}"
+    diff = ""
+    if c.diff is not None:
+        d = round(c.diff, digits if digits is not None else 2)
+        diff = " (=)" if d == 0 else f" ({d:+.{digits if digits is not None else 2}f})"
+    cover = f" [{c.covered}/{c.of}]" if c.of and c.covered is not None and c.covered != c.of else ""
+    runs = f" x{c.runs}" if c.runs > 1 else ""
+    return f"{paper}{ours}{diff}{cover}{runs}"
+
+
+def _header(column: str, metric: str) -> str:
+    names = {"pixel_roc_auc": "pixel ROC-AUC", "image_roc_auc": "image ROC-AUC", "pro": "PRO",
+             "infer_s_per_image": "s / image", "state_gb": "GB", "fit_peak_rss_bytes": "GB"}
+    return f"{column}\n{names.get(metric, metric)}"
+
+
+def to_rich(data: TableData) -> Table:
+    """The table for the terminal (text is escaped: ``[2/15]`` is not rich markup)."""
+    t = Table(title=escape(data.title), caption=escape("\n".join(data.notes)), caption_justify="left")
+    t.add_column("method")
+    for column, metric in data.columns:
+        t.add_column(escape(_header(column, metric)), justify="right")
+    for label, cells in data.rows:
+        t.add_row(escape(label), *(escape(cell_text(c, data.unit)) for c in cells))
+    return t
+
+
+def to_markdown(data: TableData) -> str:
+    head = ["method"] + [_header(c, m).replace("\n", " ") for c, m in data.columns]
+    lines = [f"**{data.title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, cells in data.rows:
+        lines.append("| " + " | ".join([label] + [cell_text(c, data.unit) for c in cells]) + " |")
+    return "\n".join(lines + [""] + [f"_{n}_" for n in data.notes]) + "\n"
+
+
+def to_csv(data: TableData) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["row", "column", "metric", "paper", "tag", "ours", "diff", "spread", "runs", "covered", "of"])
+    for label, cells in data.rows:
+        for (column, metric), c in zip(data.columns, cells):
+            w.writerow([label, column, metric, c.paper, c.tag, c.ours, c.diff, c.spread, c.runs, c.covered, c.of])
+    return buf.getvalue()
+
+
+def to_latex(data: TableData) -> str:
+    def esc(s: str) -> str:
+        return s.replace("&", r"\&").replace("%", r"\%").replace("_", r"\_").replace("→", r"$\to$").replace("±", r"$\pm$")
+
+    cols = "l" + "r" * len(data.columns)
+    lines = [r"\begin{table}", r"\centering", rf"\caption{{{esc(data.title)}}}", rf"\begin{{tabular}}{{{cols}}}",
+             r"\hline", " & ".join(["method"] + [esc(_header(c, m).replace("\n", " ")) for c, m in data.columns]) + r" \\",
+             r"\hline"]
+    for label, cells in data.rows:
+        lines.append(" & ".join([esc(label)] + [esc(cell_text(c, data.unit)) for c in cells]) + r" \\")
+    lines += [r"\hline", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
