@@ -40,9 +40,11 @@ def table_ids() -> list[str]:
 
 
 def rows(table: str) -> dict[str, dict[str, Any]]:
-    """Row specifications of ``table``: the shared rows, overridden by the table's own."""
+    """Row specifications of ``table``: the table's own first (they are more specific), then the
+    shared rows."""
     paper = load_paper()
-    return {**paper["rows"], **paper["tables"][table].get("rows", {})}
+    own = paper["tables"][table].get("rows", {})
+    return {**own, **{k: v for k, v in paper["rows"].items() if k not in own}}
 
 
 def cells(table: str) -> list[PaperCell]:

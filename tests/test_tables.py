@@ -1,0 +1,138 @@
+"""Paper tables and the regression check, on hand-made results records."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from padim_bench import check as C
+from padim_bench import tables
+from padim_bench.cli import app
+from padim_bench.errors import PadimBenchError
+
+runner = CliRunner()
+
+
+def record(method="padim", backbone="resnet18", d=100, weights="imagenet", metrics=None) -> dict:
+    """A minimal results.json: categories with given metrics (fractions)."""
+    metrics = metrics or {"bottle": (0.99, 0.98, 0.90), "grid": (0.95, 0.97, 0.88)}
+    cats = []
+    for name, (img, pix, pro) in metrics.items():
+        cats.append({"category": name, "kind": "texture" if name in ("grid", "carpet") else "object",
+                     "metrics": {"image_roc_auc": img, "pixel_roc_auc": pix, "pro": pro},
+                     "time": {"fit_s": 1.0, "infer_s_per_image": 0.5},
+                     "memory": {"fit_peak_rss_bytes": 2e9, "state_gb": 0.2}})
+    return {"config_hash": "abc", "categories": cats,
+            "config": {"method": {"name": method, "backbone": backbone, "d": d, "weights": weights},
+                       "dataset": {"name": "mvtec_ad"}}}
+
+
+def test_table8_is_computed_to_the_papers_values():
+    """The seven PaDiM / SPADE cells of Table VIII (paper: 1.4, 0.17, 3.8, 37.0, 0.21, 5.2 GB),
+    from the architectures, at the paper's precision."""
+    (data,) = tables.build("8", [])
+    computed = {label: cells[1].ours for label, cells in data.rows}
+    expected = {
+        "SPADE (WR50) | mvtec_ad | without backbone": (1.4, 1),
+        "PaDiM-R18-Rd100 | mvtec_ad | with backbone": (0.17, 2),
+        "PaDiM-WR50-Rd550 | mvtec_ad | without backbone": (3.8, 1),
+        "SPADE (WR50) | stc | with backbone": (37.0, 1),
+        "PaDiM-R18-Rd100 | stc | with backbone": (0.21, 2),
+        "PaDiM-WR50-Rd550 | stc | with backbone": (5.2, 1),
+    }
+    for label, (value, digits) in expected.items():
+        assert round(computed[label], digits) == value, label
+    # the exact arithmetic of PaDiM-R18 on MVTec AD: 3136 x (100 + 100^2) x 4 + 11,689,512 x 4 bytes
+    assert computed["PaDiM-R18-Rd100 | mvtec_ad | with backbone"] == pytest.approx((3136 * 10100 + 11_689_512) * 4 / 1e9)
+
+
+def test_table3_matches_rows_and_marks_partial_means():
+    rec = record(backbone="wide_resnet50_2", d=550)
+    groups, per_class = tables.build("3", [rec])
+    rows = dict(groups.rows)
+    wr50 = rows["PaDiM-WR50-Rd550"]
+    all_pix = wr50[groups.columns.index(("all", "pixel_roc_auc"))]
+    assert all_pix.paper == 97.5 and all_pix.ours == pytest.approx(97.5)  # mean of 98 and 97
+    assert (all_pix.covered, all_pix.of) == (2, 15)
+    assert "[2/15]" in tables.cell_text(all_pix, "%")
+    bottle = dict(per_class.rows)["PaDiM-WR50-Rd550"][per_class.columns.index(("bottle", "pixel_roc_auc"))]
+    assert bottle.paper == 98.3 and bottle.ours == pytest.approx(98.0) and bottle.diff == pytest.approx(-0.3)
+    # unmeasured rows keep the paper's value and an empty measurement
+    spade = rows["SPADE (WR50)"][groups.columns.index(("all", "pixel_roc_auc"))]
+    assert spade.paper == 96.5 and spade.ours is None
+
+
+def test_other_backbones_and_random_weights_are_labelled():
+    rows = dict(tables.build("5", [record(backbone="efficientnet_lite0"), record(backbone="wide_resnet50_2", d=550, weights="random")])[0].rows)
+    assert "padim-efficientnet_lite0-Rd100 (not in the paper)" in rows
+    assert "PaDiM-WR50-Rd550 [RANDOM weights]" in rows
+
+
+def test_seeds_are_averaged_with_their_spread():
+    a = record(metrics={"bottle": (0.9, 0.96, 0.9)})
+    b = record(metrics={"bottle": (0.9, 0.98, 0.9)})
+    (data,) = tables.build("2", [a, b])
+    cell = dict(data.rows)["Rd 100"][0]
+    assert cell.ours == pytest.approx(97.0) and cell.spread == pytest.approx(2 ** 0.5) and cell.runs == 2
+
+
+def test_formats_render():
+    parts = tables.build("3", [record()])
+    assert "| method |" in tables.to_markdown(parts[0])
+    assert "\\begin{tabular}" in tables.to_latex(parts[0])
+    assert tables.to_csv(parts[0]).startswith("row,column,metric,paper,tag,ours,diff")
+
+
+def test_unknown_table_is_an_error():
+    with pytest.raises(PadimBenchError, match="unknown table"):
+        tables.build("9", [])
+
+
+def write(tmp_path: Path, name: str, rec: dict) -> Path:
+    path = tmp_path / name / "results.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(rec))
+    return path
+
+
+def test_check_passes_on_identical_and_fails_on_a_perturbed_result(tmp_path):
+    base = write(tmp_path, "base", record(backbone="efficientnet_lite0"))
+    same = runner.invoke(app, ["check", str(base), "--against", str(base)])
+    assert same.exit_code == 0, same.output
+    moved = record(backbone="efficientnet_lite0")
+    moved["categories"][1]["metrics"]["pixel_roc_auc"] += 0.002  # +0.2 points on grid
+    path = write(tmp_path, "moved", moved)
+    res = runner.invoke(app, ["check", str(path), "--against", str(base)])
+    assert res.exit_code == 1
+    assert "MOVED" in res.output and "grid" in res.output and "pixel_roc_auc" in res.output
+    assert runner.invoke(app, ["check", str(path), "--against", str(base), "--tolerance", "pixel_roc_auc=0.3"]).exit_code == 0
+
+
+def test_check_reports_a_missing_category(tmp_path):
+    base = write(tmp_path, "base", record())
+    fewer = record(metrics={"bottle": (0.99, 0.98, 0.90)})
+    res = runner.invoke(app, ["check", str(write(tmp_path, "fewer", fewer)), "--against", str(base)])
+    assert res.exit_code == 1 and "MISSING" in res.output
+
+
+def test_check_against_the_paper_enforces_only_confirmed_full_means():
+    rec = record(backbone="wide_resnet50_2", d=550)
+    rows = C.against_paper(rec, C.parse_tolerances(["0.5"]))
+    bottle = [r for r in rows if r.where == "table 3: bottle"][0]
+    assert bottle.status == "ok" and bottle.reference == 98.3  # 98.0 vs 98.3, within 0.5
+    partial = [r for r in rows if r.where.startswith("table 3: all")]
+    assert partial and all(r.status == "info" for r in partial)  # 2 of 15 categories: not enforced
+    grid = [r for r in rows if r.where == "table 3: grid"][0]
+    assert grid.status == "ok"  # 97.0 vs 97.3
+
+
+def test_tolerance_parsing():
+    assert C.parse_tolerances(["0.5"])["pro"] == 0.5
+    assert C.parse_tolerances(["pro=2"]) == {**C.DEFAULT_TOLERANCE, "pro": 2.0}
+    for bad in (["x"], ["auc=1"], ["-1"]):
+        with pytest.raises(PadimBenchError):
+            C.parse_tolerances(bad)
