@@ -67,24 +67,27 @@ def run(
     Results go to the output folder as results.json (everything), results.csv and results.md.
     Re-running the same command resumes: finished categories are skipped.
     """
-    from .config import load_config
+    from .config import load_experiments
     from .output import rich_table
     from .runner import run as run_experiment
 
     _show_warnings()
     try:
-        cfg = load_config(config, set_, data_root=data_root, categories=categories, device=device, out=out,
-                          weights=weights)
-        if cfg.method.weights == "random":
+        cfgs = load_experiments(config, set_, data_root=data_root, categories=categories, device=device, out=out,
+                                weights=weights)
+        if any(c.method.weights == "random" for c in cfgs):
             err_console.print("[bold yellow]RANDOM backbone weights[/] (asked for): time and memory figures only")
-        record = run_experiment(cfg, force=force, console=err_console, show_progress=not quiet)
+        if len(cfgs) > 1:
+            err_console.print(f"{config}: {len(cfgs)} runs: " + ", ".join(c.name for c in cfgs), highlight=False)
+        for cfg in cfgs:
+            record = run_experiment(cfg, force=force, console=err_console, show_progress=not quiet)
+            out_console.print(rich_table(record))
+            out_console.print(f"results: {Path(cfg.output.dir) / 'results.json'} (.csv, .md)")
     except PadimBenchError as e:
         _fail(e)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: finished categories are saved; re-run the same command to resume")
         raise typer.Exit(130)
-    out_console.print(rich_table(record))
-    out_console.print(f"results: {Path(cfg.output.dir) / 'results.json'} (.csv, .md)")
 
 
 @app.command()
@@ -123,13 +126,17 @@ def validate(
     set_: SetOpt = None,
 ) -> None:
     """Check a config and its dataset layout without loading a model or fitting anything."""
-    from .config import load_config
+    from .config import load_experiments
     from .data.mvtec import resolve_categories, scan_category
     from .runner import check_names
 
     try:
-        cfg = load_config(config, set_, data_root=data_root, categories=categories)
-        check_names(cfg)
+        cfgs = load_experiments(config, set_, data_root=data_root, categories=categories)
+        for c in cfgs:
+            check_names(c)
+        cfg = cfgs[0]
+        if len(cfgs) > 1:
+            out_console.print(f"{len(cfgs)} runs: " + ", ".join(c.name for c in cfgs))
         cats = resolve_categories(cfg.dataset.root, cfg.dataset.categories)
         for c in cats:
             s = scan_category(cfg.dataset.root, c)

@@ -52,6 +52,9 @@ class DatasetConfig:
             ``None`` means MVTec AD's five (carpet, grid, leather, tile, wood).
         on_unreadable: ``error`` (default): an undecodable image or mask stops the run before any
             model is loaded, naming the files; ``skip``: such samples are left out and counted.
+        augment: ``none``, or ``nonaligned`` (paper Table VI): every train and test image and mask
+            rotated by a random angle in [-augment_rotation_deg, augment_rotation_deg] and cropped
+            at a random place, deterministically from ``augment_seed`` (null: ``method.seed``).
     """
 
     name: Literal["mvtec_ad"] = "mvtec_ad"
@@ -62,6 +65,9 @@ class DatasetConfig:
     interpolation: Literal["nearest", "bilinear", "bicubic"] = "bicubic"
     texture_categories: Union[list[str], None] = None
     on_unreadable: Literal["error", "skip"] = "error"
+    augment: Literal["none", "nonaligned"] = "none"
+    augment_rotation_deg: float = 10.0
+    augment_seed: Union[int, None] = None
 
 
 @dataclass(frozen=True)
@@ -437,3 +443,80 @@ def load_config(path: str | Path, sets: list[str] | None = None, **named: Any) -
         return config_from_dict(data, default_name=p.stem)
     except ConfigError as e:
         raise ConfigError(f"{p}: {e}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# experiment files: one base config expanded into variants and seeds (the paper's tables)
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in top.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def is_experiment_file(data: dict[str, Any]) -> bool:
+    """True for a file that expands into several runs (``variants``, ``seeds`` or ``extends``)."""
+    return any(k in data for k in ("variants", "seeds", "extends"))
+
+
+def load_experiments(path: str | Path, sets: list[str] | None = None, **named: Any) -> list[RunConfig]:
+    """Read a config file that may expand into several runs.
+
+    A plain config gives one run. An experiment file may hold ``extends: FILE`` (a base config,
+    relative to this file), sections merged over it, ``variants:`` (a list of ``{name, set:
+    {dotted.key: value}}``) and ``seeds:`` (a list of ``method.seed`` values). Each variant x seed
+    is a run named ``<name>/<variant>[_seed<N>]`` whose output folder is ``<output.dir>/<variant>
+    [_seed<N>]``. Command-line overrides apply to every run, after the variant's own.
+
+    Raises:
+        ConfigError: as :func:`load_config`, plus malformed ``variants`` / ``seeds`` / ``extends``.
+    """
+    p = Path(path)
+    data = read_yaml(p)
+    if not is_experiment_file(data):
+        return [load_config(p, sets, **named)]
+    base: dict[str, Any] = {}
+    if "extends" in data:
+        parent = p.parent / str(data["extends"])
+        if is_experiment_file(read_yaml(parent)):
+            raise ConfigError(f"{p}: extends {parent}, which is itself an experiment file")
+        base = read_yaml(parent)
+    variants = data.get("variants") or [{"name": "base", "set": {}}]
+    seeds = data.get("seeds")
+    if not isinstance(variants, list) or not all(isinstance(v, dict) and isinstance(v.get("name"), str) for v in variants):
+        raise ConfigError(f"{p}: variants must be a list of {{name: ..., set: {{key: value}}}}")
+    if seeds is not None and (not isinstance(seeds, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds)):
+        raise ConfigError(f"{p}: seeds must be a list of integers")
+    names = [v["name"] for v in variants]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{p}: variant names must be distinct, got {names}")
+    merged = _deep_merge(base, {k: v for k, v in data.items() if k not in ("extends", "variants", "seeds")})
+    name = merged.get("name") or p.stem
+    out_root = (merged.get("output") or {}).get("dir") or f"results/runs/{name}"
+    if named.get("out"):
+        out_root = named["out"]
+    runs = []
+    for v in variants:
+        extra = set(v) - {"name", "set"}
+        if extra:
+            raise ConfigError(f"{p}: variant {v['name']!r} has unknown keys {sorted(extra)} (valid: name, set)")
+        for seed in seeds if seeds is not None else [None]:
+            run_name = v["name"] + (f"_seed{seed}" if seed is not None else "")
+            d = copy.deepcopy(merged)
+            for key, value in (v.get("set") or {}).items():
+                set_dotted(d, key, value)
+            if seed is not None:
+                set_dotted(d, "method.seed", seed)
+            d["name"] = f"{name}/{run_name}"
+            d = apply_overrides(d, sets, **{**named, "out": None})
+            set_dotted(d, "output.dir", str(Path(out_root) / run_name))
+            try:
+                runs.append(config_from_dict(d, default_name=name))
+            except ConfigError as e:
+                raise ConfigError(f"{p} (variant {run_name}): {e}") from None
+    return runs

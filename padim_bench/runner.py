@@ -41,7 +41,7 @@ from .backbones import layer_channels, layer_names, load_backbone
 from .config import RunConfig
 from .data.images import load_image
 from .data.mvtec import CategorySplit, category_kind, resolve_categories, scan_category
-from .data.transforms import Preprocess, make_loader
+from .data.transforms import Augment, Preprocess, make_loader
 from .data.verify import check_split
 from .envinfo import environment
 from .errors import ConfigError, PadimBenchError
@@ -178,21 +178,32 @@ def run_category(
     """
     ds, ev, rt = cfg.dataset, cfg.evaluation, cfg.runtime
     prep = Preprocess(ds.resize, ds.crop, ds.interpolation)
+    augment = None
+    if ds.augment == "nonaligned":
+        augment = Augment(ds.augment_rotation_deg, cfg.method.seed if ds.augment_seed is None else ds.augment_seed)
 
-    def batches(loader, task):
-        for images, *_ in loader:
-            yield images
+    class Batches:
+        """Re-iterable training batches (two-pass methods such as PCA iterate twice)."""
+
+        def __init__(self, loader, task):
+            self.loader, self.task = loader, task
+
+        def __iter__(self):
             if progress is not None:
-                progress.advance(task, len(images))
+                progress.reset(self.task, total=len(split.train))
+            for images, *_ in self.loader:
+                yield images
+                if progress is not None:
+                    progress.advance(self.task, len(images))
 
     method.n_train_hint = len(split.train)
     fingerprint = train_fingerprint(split)
     cached = _load_cached(method, cache_path, fingerprint) if cache_path is not None else None
     if cached is None:
         task = progress.add_task(f"{split.name}: fit", total=len(split.train)) if progress else None
-        train_loader = make_loader(split.train, prep, rt.batch_size, rt.workers)
+        train_loader = make_loader(split.train, prep, rt.batch_size, rt.workers, augment, "train")
         with measure(device) as span:
-            method.fit(batches(train_loader, task))
+            method.fit(Batches(train_loader, task))
         fit = {"fit_s": span.seconds, "fit_peak_rss_bytes": span.peak_rss_bytes,
                "fit_start_rss_bytes": span.start_rss_bytes, "fit_peak_cuda_bytes": span.peak_cuda_bytes,
                "rss_method": span.rss_method, "fit_from_cache": None}
@@ -206,7 +217,7 @@ def run_category(
     task = progress.add_task(f"{split.name}: score", total=len(split.test)) if progress else None
     maps, scores, masks, labels = [], [], [], []
     with measure(device) as score_span:
-        for images, mask, label, _ in make_loader(split.test, prep, rt.batch_size, rt.workers):
+        for images, mask, label, _ in make_loader(split.test, prep, rt.batch_size, rt.workers, augment, "test"):
             raw, image_scores = method.score_images(images)
             m, s = postprocess(raw, (prep.size, prep.size), ev.sigma, ev.map_interpolation, image_scores)
             maps.append(m), scores.append(s), masks.append(mask.numpy()), labels.append(label.numpy())

@@ -107,18 +107,42 @@ def _matches(spec: dict[str, Any], method: dict[str, Any]) -> bool:
 
 
 def row_for(table: str, record: dict[str, Any]) -> str | None:
-    """The paper row of ``table`` that ``record`` reproduces, or None."""
+    """The paper row of ``table`` that ``record`` reproduces, or None. Non-aligned runs
+    (``dataset.augment: nonaligned``) only reproduce Table VI, and Table VI only those."""
+    nonaligned = record["config"]["dataset"].get("augment", "none") != "none"
+    if nonaligned != (table == "6"):
+        return None
     for key, spec in reference.rows(table).items():
         if _matches(spec, record["config"]["method"]):
             return key
     return None
 
 
+def analog_row_for(table: str, record: dict[str, Any]) -> str | None:
+    """A table-specific paper row (Tables I, II: layers, reduction, combine) that ``record``
+    matches in everything but the backbone: the same experiment on another backbone."""
+    own = reference.load_paper()["tables"][table].get("rows", {})
+    for key, spec in own.items():
+        if _matches({k: v for k, v in spec.items() if k != "backbone"}, record["config"]["method"]):
+            return key
+    return None
+
+
 def extra_label(record: dict[str, Any]) -> str:
-    """Label of a measured row the paper does not have."""
+    """Label of a measured row the paper does not have: method, backbone and the settings that
+    set it apart."""
     m = record["config"]["method"]
     d = f"-Rd{m['d']}" if m.get("d") else ""
-    return f"{m['name']}-{m['backbone']}{d} (not in the paper)"
+    bits = []
+    if m.get("layers") not in (None, ["layer1", "layer2", "layer3"]):
+        bits.append("+".join(m["layers"]))
+    for key, default in (("reduction", "random"), ("combine", "joint")):
+        if m.get(key, default) != default:
+            bits.append(str(m[key]))
+    if record["config"]["dataset"].get("augment", "none") != "none":
+        bits.append(record["config"]["dataset"]["augment"])
+    extra = f" {' '.join(bits)}" if bits else ""
+    return f"{m['name']}-{m['backbone']}{d}{extra} (not in the paper)"
 
 
 def _value(rec: dict[str, Any], column: str, metric: str) -> tuple[float | None, int]:
@@ -175,15 +199,24 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
             columns.append((c.column, c.metric))
     row_specs = reference.rows(table)
     grouped: dict[str, list[dict[str, Any]]] = {}
+    analog_of: dict[str, str] = {}
     for rec in records:
-        key = row_for(table, rec) or extra_label(rec)
-        grouped.setdefault(key, []).append(rec)
-    row_keys = [k for k in row_specs if any(c.row == k for c in pcells) or k in grouped]
-    row_keys += [k for k in grouped if k not in row_specs]
+        key = row_for(table, rec)
+        if key is None and (analog := analog_row_for(table, rec)) is not None:
+            key = f"{row_specs[analog]['label']} — ours with {rec['config']['method']['backbone']}"
+            analog_of[key] = analog
+        grouped.setdefault(key or extra_label(rec), []).append(rec)
+    row_keys = []
+    for k in row_specs:
+        if any(c.row == k for c in pcells) or k in grouped:
+            row_keys.append(k)
+        row_keys += [a for a, src in analog_of.items() if src == k]
+    row_keys += [k for k in grouped if k not in row_keys]
     data = TableData(spec["title"] + suffix, columns, unit="s" if table == "7" else "%")
     for key in row_keys:
         recs = grouped.get(key, [])
         label = row_specs[key]["label"] if key in row_specs else key
+        paper_key = analog_of.get(key, key)
         flags = sorted({"RANDOM weights" for r in recs if r["config"]["method"]["weights"] == "random"})
         if flags:
             label += f" [{', '.join(flags)}]"
@@ -191,7 +224,7 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
         for column, metric in columns:
             cell = Cell(of=GROUP_SIZE.get(column))
             for pc in pcells:
-                if (pc.row, pc.column, pc.metric) == (key, column, metric):
+                if (pc.row, pc.column, pc.metric) == (paper_key, column, metric) and key == paper_key:
                     cell.paper, cell.tag = pc.value, pc.tag
             vals = [(v, n) for v, n in (_value(r, column, metric) for r in recs) if v is not None]
             if vals:
@@ -203,9 +236,36 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
         data.rows.append((label, cells))
     if table == "7":
         data.notes += _table7_ratios(data)
+    if table == "6":
+        data.notes += _table6_drops(records)
     data.notes.append("paper value → ours (difference); ¹ one source only, ? unconfirmed; "
                       "[n/N] = categories in our mean / in the paper's")
     return data
+
+
+def _table6_drops(records: list[dict[str, Any]]) -> list[str]:
+    """Pixel ROC-AUC lost by the non-aligned runs against aligned runs of the same method,
+    backbone and d over the same categories (the paper: PaDiM -5.3, SPADE -8.8, VAE -12.2)."""
+    paper = {row: value for row, value, _ in reference.load_paper()["tables"]["6"].get("drops", [])}
+    labels = {k: v["label"] for k, v in reference.rows("6").items()}
+    notes = [f"paper: pixel ROC-AUC drop from Table III: " + ", ".join(f"{labels[r]} {v:+.1f}" for r, v in paper.items())]
+    key = lambda r: (r["config"]["method"]["name"], r["config"]["method"]["backbone"], r["config"]["method"].get("d"))  # noqa: E731
+    for k in sorted({key(r) for r in records}, key=str):
+        shifted = [r for r in records if key(r) == k and r["config"]["dataset"].get("augment", "none") != "none"]
+        aligned = [r for r in records if key(r) == k and r["config"]["dataset"].get("augment", "none") == "none"]
+        if not shifted or not aligned:
+            continue
+        cats = set.intersection(*({c["category"] for c in r["categories"]} for r in shifted + aligned))
+        def mean_pix(rs):
+            vals = [100 * c["metrics"]["pixel_roc_auc"] for r in rs for c in r["categories"]
+                    if c["category"] in cats and c["metrics"].get("pixel_roc_auc") is not None]
+            return statistics.fmean(vals) if vals else None
+        a, b = mean_pix(aligned), mean_pix(shifted)
+        if a is not None and b is not None:
+            notes.append(f"ours: {k[0]}-{k[1]}" + (f"-Rd{k[2]}" if k[2] else "") +
+                         f": pixel ROC-AUC {a:.1f} aligned -> {b:.1f} non-aligned ({b - a:+.1f}) over {len(cats)} categories, "
+                         f"{len(shifted)} non-aligned run(s)")
+    return notes
 
 
 def _table7_ratios(data: TableData) -> list[str]:

@@ -118,6 +118,16 @@ def _maxrss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kB
 
 
+def _score_and_postprocess(method, images, size, ev):
+    """What the runner does per scored batch: patch maps (and method image scores) -> smoothed maps."""
+    from padim_bench.methods.base import postprocess
+
+    if hasattr(method, "score_images"):
+        raw, image_scores = method.score_images(images)
+        return postprocess(raw, size, ev.sigma, ev.map_interpolation, image_scores)
+    return postprocess(method.score(images), size, ev.sigma, ev.map_interpolation)
+
+
 def child_fit(args: argparse.Namespace) -> dict[str, Any]:
     import gc
 
@@ -168,6 +178,7 @@ def child_fit(args: argparse.Namespace) -> dict[str, Any]:
             br["decode_s"] += time.perf_counter() - t0
             yield images
 
+    method.n_train_hint = n  # as runner.run_category sets it before fit
     loader = make_loader(split.train[:n], prep, rt.batch_size, rt.workers)
     gc.collect()
     load_avg = os.getloadavg()
@@ -205,20 +216,31 @@ def child_infer(args: argparse.Namespace) -> dict[str, Any]:
 
     from padim_bench.data.images import load_image
     from padim_bench.data.transforms import Preprocess, make_loader
-    from padim_bench.methods.base import postprocess
+    from padim_bench.errors import PadimBenchError
     from padim_bench.profiling import measure
     from padim_bench.runner import _timing_pass
 
     cfg, split, method = _child_setup(args.key, args.data_root, args.timing_images)
     ds, ev, rt = cfg.dataset, cfg.evaluation, cfg.runtime
     prep = Preprocess(ds.resize, ds.crop, ds.interpolation)
+    source = "refit"
     if args.load_state:  # the model fitted (and saved) by the last fit child
         from padim_bench.runner import load_model_state
 
-        method.load_state_dict(load_model_state(args.load_state))
+        try:
+            method.load_state_dict(load_model_state(args.load_state))
+            source = f"loaded from the last fit child ({args.load_state})"
+        except (KeyError, OSError, RuntimeError, PadimBenchError) as e:  # e.g. the package changed meanwhile
+            print(f"warning: cannot load {args.load_state} ({type(e).__name__}: {e}); refitting on "
+                  f"{INFER_FIT_N} images", file=sys.stderr)
+            source = f"refit on {INFER_FIT_N} images (loading the saved model failed: {type(e).__name__}: {e})"
+    if source.startswith("loaded"):
         n_fit = method.n_train
     else:
         n_fit = min(INFER_FIT_N, len(split.train))
+        if source == "refit":
+            source = f"refit on {n_fit} training images (untimed)"
+        method.n_train_hint = n_fit
         method.fit(images for images, *_ in make_loader(split.train[:n_fit], prep, rt.batch_size, 0))
 
     n_warm = min(WARMUP_IMAGES, len(split.test))
@@ -243,16 +265,16 @@ def child_infer(args: argparse.Namespace) -> dict[str, Any]:
     def batched_pass() -> float:
         t0 = time.perf_counter()
         for images, *_ in make_loader(batched_samples, prep, rt.batch_size, 0):
-            postprocess(method.score(images), size, ev.sigma, ev.map_interpolation)
+            _score_and_postprocess(method, images, size, ev)
         return (time.perf_counter() - t0) / len(batched_samples)
 
     def batched_model_pass() -> float:
         t0 = time.perf_counter()
         for images in pre_batches:
-            postprocess(method.score(images), size, ev.sigma, ev.map_interpolation)
+            _score_and_postprocess(method, images, size, ev)
         return (time.perf_counter() - t0) / len(batched_samples)
 
-    postprocess(method.score(pre_batches[0]), size, ev.sigma, ev.map_interpolation)  # batched warm-up
+    _score_and_postprocess(method, pre_batches[0], size, ev)  # batched warm-up
     reps = []
     for _ in range(args.repeats):
         load_avg = os.getloadavg()
@@ -278,7 +300,7 @@ def child_infer(args: argparse.Namespace) -> dict[str, Any]:
         })
     return {
         "mode": "infer", "key": args.key, "torch_threads": torch.get_num_threads(),
-        "fit_n_for_scoring_model": n_fit, "batch_size": rt.batch_size,
+        "fit_n_for_scoring_model": n_fit, "scoring_model_source": source, "batch_size": rt.batch_size,
         "batched_images": len(batched_samples), "repeats": reps,
         "weights": method.extractor.weights, "weights_source": method.extractor.weights_source,
         "d": method.d, "state_bytes": method.state_nbytes(),
@@ -390,6 +412,7 @@ def summarise_infer(res: dict[str, Any]) -> dict[str, Any]:
     out["batch_size"] = res["batch_size"]
     out["batched_images"] = res["batched_images"]
     out["fit_n_for_scoring_model"] = res["fit_n_for_scoring_model"]
+    out["scoring_model_source"] = res["scoring_model_source"]
     out["foreign_cpu_cores"] = res.get("foreign_cpu_cores")
     out["raw"] = res
     return out
@@ -453,6 +476,9 @@ def render_markdown(rec: dict[str, Any]) -> str:
                  f"{i['batched_s_per_image']:.4f} ({i['batch_size']}) | {i['batched_model_s_per_image']:.4f} | "
                  f"{gb(i['batch1_peak_rss_bytes'])} | {gb(i['batched_peak_rss_bytes'])} | "
                  f"{cores(i['foreign_cpu_cores'])} |")
+    for row in rec["rows"]:
+        if not row["infer"]["scoring_model_source"].startswith("loaded"):
+            L.append(f"\nNote: {row['label']}: scoring model {row['infer']['scoring_model_source']}")
     L.append("")
     L.append("## Targets\n")
     L.append("| target | backbone | value | limit | result |")
@@ -605,6 +631,9 @@ def main(argv: list[str] | None = None) -> int:
     from padim_bench.envinfo import environment
     from padim_bench.output import atomic_write_json, atomic_write_text
 
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so temporary model files are removed
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
     n_all = len(split.train)

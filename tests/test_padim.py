@@ -191,3 +191,41 @@ def test_state_size_follows_the_papers_table_viii_arithmetic():
     assert sizes["mean"] == 8 * 8 * 9 * 4
     assert sizes["cov"] == 8 * 8 * 9 * 9 * 4
     assert sizes["backbone"] == 1000 * 4
+
+
+def test_sum_of_single_layer_gaussians_matches_the_reference():
+    """Table I's "sum": one Gaussian grid per layer at its own resolution, maps added after
+    bilinear upsampling of layer2's map to layer1's grid."""
+    ex = FakeExtractor()
+    m = Padim(PadimParams(d=None, combine="sum"), ex)
+    train, test = images(25, 0), images(3, 1)
+    m.fit([train[:9], train[9:]])
+    ftr, fte = ex(train), ex(test)
+    total = 0
+    for layer in ("layer1", "layer2"):
+        ref = reference_distances(ftr[layer].double().numpy(), fte[layer].double().numpy(), 0.01)
+        ref = torch.tensor(ref)[:, None]
+        if ref.shape[-1] != 8:
+            ref = F.interpolate(ref, size=(8, 8), mode="bilinear", align_corners=False)
+        total = total + ref[:, 0]
+    np.testing.assert_allclose(m.score(test).double().numpy(), total.numpy(), rtol=1e-4, atol=1e-5)
+    assert [g.grid for g in m.gaussians] == [(8, 8), (4, 4)]
+    assert m.state_nbytes()["cov"] == (64 * 6 * 6 + 16 * 10 * 10) * 4
+
+
+def test_pca_reduction_matches_a_sklearn_float64_reference():
+    from sklearn.decomposition import PCA
+
+    ex = FakeExtractor()
+    m = Padim(PadimParams(d=4, reduction="pca"), ex)
+    train, test = images(12, 0), images(2, 1)
+    m.fit([train[:5], train[5:]])  # a list is re-iterable: pass 1 fits the PCA, pass 2 the Gaussians
+    all_idx = np.arange(16)
+    tr, te = reference_embedding(ex, train, all_idx), reference_embedding(ex, test, all_idx)
+    pca = PCA(n_components=4).fit(tr.transpose(0, 2, 3, 1).reshape(-1, 16))
+    proj = lambda e: np.einsum("dc,nchw->ndhw", pca.components_, e - pca.mean_[None, :, None, None])  # noqa: E731
+    ref = reference_distances(proj(tr), proj(te), 0.01)
+    # PCA's component signs are arbitrary but Mahalanobis distances do not depend on them
+    np.testing.assert_allclose(m.score(test).double().numpy(), ref, rtol=1e-3, atol=1e-4)
+    with pytest.raises(PadimBenchError, match="two passes"):
+        Padim(PadimParams(d=4, reduction="pca"), ex).fit(iter([train]))

@@ -8,15 +8,20 @@ R18-Rd100 on bottle).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from typer.testing import CliRunner
+
+from padim_bench.cli import app
 from padim_bench.config import load_config
 from padim_bench.runner import run
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mvtec_ad"
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mvtec_effl0.yaml"
+BASELINE = Path(__file__).resolve().parents[1] / "results" / "baselines" / "padim_effl0_bottle" / "results.json"
 
 pytestmark = [
     pytest.mark.real_data,
@@ -34,3 +39,10 @@ def test_padim_effl0_on_bottle_meets_the_calibrated_bounds(tmp_path):
     assert bottle["metrics"]["pixel_roc_auc"] >= 0.97
     assert 0.0 < bottle["metrics"]["pro"] <= 1.0
     assert record["backbone"]["weights"] == "imagenet"
+    # regression check against the committed baseline: a change that moves a number fails CI
+    base = json.loads(BASELINE.read_text())["config"]
+    ours = record["config"]
+    assert ours["method"] == base["method"] and ours["evaluation"] == base["evaluation"]
+    assert {k: v for k, v in ours["dataset"].items() if k != "root"} == {k: v for k, v in base["dataset"].items() if k != "root"}
+    res = CliRunner().invoke(app, ["check", str(tmp_path / "run"), "--against", str(BASELINE)])
+    assert res.exit_code == 0, res.output

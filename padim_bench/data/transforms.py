@@ -7,6 +7,7 @@ antialiased, clamped to [0, 1]); masks use nearest-neighbour so they stay exactl
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -26,18 +27,47 @@ _MODES = {
 
 
 @dataclass(frozen=True)
+class Geometry:
+    """A per-sample random geometry (paper Table VI's non-aligned protocol): rotation in degrees
+    (counter-clockwise) and the crop's top-left corner in the resized image."""
+
+    angle: float
+    top: int
+    left: int
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Non-aligned MVTec AD (paper Sec. IV-D, Table VI): every train and test image (and its mask)
+    is rotated by a random angle in [-rotation_deg, rotation_deg] and cropped at a random place
+    instead of the centre. Deterministic: the draw depends only on ``seed``, the split and the
+    sample's index."""
+
+    rotation_deg: float = 10.0
+    seed: int = 0
+
+    def draw(self, split: str, index: int, resize: int, crop: int | None) -> Geometry:
+        key = int.from_bytes(hashlib.sha256(f"{self.seed}/{split}/{index}".encode()).digest()[:8], "little")
+        g = torch.Generator().manual_seed(key)
+        angle = float((torch.rand((), generator=g) * 2 - 1) * self.rotation_deg)
+        span = resize - (crop or resize)
+        top, left = (int(v) for v in torch.randint(0, span + 1, (2,), generator=g))
+        return Geometry(angle, top, left)
+
+
+@dataclass(frozen=True)
 class Preprocess:
-    """Square resize then optional centre crop.
+    """Square resize, then a centre crop (or, with a :class:`Geometry`, a rotation and a crop at
+    the given place).
 
     Attributes:
         resize: side in pixels after resizing.
-        crop: side in pixels after centre-cropping, or None.
+        crop: side in pixels after cropping, or None.
         interpolation: image filter: ``nearest``, ``bilinear`` or ``bicubic``.
     """
 
     resize: int = 256
     crop: int | None = 224
-
     interpolation: str = "bicubic"
 
     @property
@@ -45,50 +75,69 @@ class Preprocess:
         """Output side in pixels."""
         return self.crop or self.resize
 
-    def image(self, arr: np.ndarray) -> torch.Tensor:
+    def _place(self, t: torch.Tensor, geom: Geometry | None, mode: InterpolationMode) -> torch.Tensor:
+        if geom is not None and geom.angle:
+            t = TF.rotate(t, geom.angle, interpolation=mode, fill=0.0)
+        if self.crop:
+            if geom is None:
+                t = TF.center_crop(t, [self.crop, self.crop])
+            else:
+                t = TF.crop(t, geom.top, geom.left, self.crop, self.crop)
+        return t
+
+    def image(self, arr: np.ndarray, geom: Geometry | None = None) -> torch.Tensor:
         """float32 ``(H, W, 3)`` in [0, 1] -> float32 ``(3, size, size)`` in [0, 1]."""
         t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
         t = TF.resize(t, [self.resize, self.resize], interpolation=_MODES[self.interpolation], antialias=True)
-        if self.crop:
-            t = TF.center_crop(t, [self.crop, self.crop])
+        t = self._place(t, geom, InterpolationMode.BILINEAR)
         return t.clamp_(0.0, 1.0).contiguous()
 
-    def mask(self, arr: np.ndarray) -> torch.Tensor:
+    def mask(self, arr: np.ndarray, geom: Geometry | None = None) -> torch.Tensor:
         """bool ``(H, W)`` -> uint8 ``(size, size)`` holding exactly {0, 1} (nearest-neighbour)."""
         t = torch.from_numpy(arr.astype(np.uint8))[None]
         t = TF.resize(t, [self.resize, self.resize], interpolation=InterpolationMode.NEAREST_EXACT)
-        if self.crop:
-            t = TF.center_crop(t, [self.crop, self.crop])
+        t = self._place(t, geom, InterpolationMode.NEAREST)
         return t[0].contiguous()
 
 
 class SampleDataset(torch.utils.data.Dataset):
     """Decoded, pre-processed samples: ``(image (3,S,S) float32, mask (S,S) uint8, label, index)``.
 
-    Normal samples get an all-zero mask.
+    Normal samples get an all-zero mask. With ``augment``, each sample gets its own
+    deterministic :class:`Geometry` (keyed by ``split`` and its index).
     """
 
-    def __init__(self, samples: Sequence[Sample], prep: Preprocess):
+    def __init__(self, samples: Sequence[Sample], prep: Preprocess, augment: Augment | None = None, split: str = ""):
         self.samples = list(samples)
         self.prep = prep
+        self.augment = augment
+        self.split = split
 
     def __len__(self) -> int:
         return len(self.samples)
 
+    def geometry(self, i: int) -> Geometry | None:
+        """The random geometry of sample ``i`` (None without augmentation)."""
+        if self.augment is None:
+            return None
+        return self.augment.draw(self.split, i, self.prep.resize, self.prep.crop)
+
     def __getitem__(self, i: int):
         s = self.samples[i]
-        img = self.prep.image(load_image(s.path))
+        geom = self.geometry(i)
+        img = self.prep.image(load_image(s.path), geom)
         if s.mask_path is not None:
-            mask = self.prep.mask(load_mask(s.mask_path))
+            mask = self.prep.mask(load_mask(s.mask_path), geom)
         else:
             mask = torch.zeros(self.prep.size, self.prep.size, dtype=torch.uint8)
         return img, mask, s.label, i
 
 
-def make_loader(samples: Sequence[Sample], prep: Preprocess, batch_size: int, workers: int) -> torch.utils.data.DataLoader:
+def make_loader(samples: Sequence[Sample], prep: Preprocess, batch_size: int, workers: int,
+                augment: Augment | None = None, split: str = "") -> torch.utils.data.DataLoader:
     """A DataLoader over ``samples`` in order (no shuffling), ``workers`` decoding processes."""
     return torch.utils.data.DataLoader(
-        SampleDataset(samples, prep),
+        SampleDataset(samples, prep, augment, split),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,

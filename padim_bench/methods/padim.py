@@ -41,6 +41,12 @@ class PadimParams:
         accumulate_max_gb: budget in GB (1e9 bytes) for a float64 accumulator under ``auto``.
         chunk_mb: size in MB (1e6 bytes) of the per-position chunks used for the covariance
             update and factorisation (bounds temporary memory).
+        reduction: ``random`` (the paper's PaDiM) or ``pca`` (Table II's comparison: the first
+            ``d`` principal components of the training patch embeddings, scikit-learn PCA).
+        combine: ``joint`` (one Gaussian over all layers, the paper's PaDiM) or ``sum`` (Table I:
+            one Gaussian grid per layer at its own resolution, distance maps added).
+        pca_samples: patch embeddings used to fit the PCA: the same number of random positions
+            (drawn with the seed) from every training image; all of them when fewer.
     """
 
     d: int | None = 100
@@ -48,6 +54,9 @@ class PadimParams:
     accumulate_dtype: Literal["auto", "float32", "float64"] = "auto"
     accumulate_max_gb: float = 2.0
     chunk_mb: int = 64
+    reduction: Literal["random", "pca"] = "random"
+    combine: Literal["joint", "sum"] = "joint"
+    pca_samples: int = 200_000
 
     def check(self) -> None:
         """Raises ConfigError on out-of-range values."""
@@ -57,6 +66,10 @@ class PadimParams:
             raise ConfigError(f"method.epsilon: must be >= 0, got {self.epsilon}")
         if self.chunk_mb < 1:
             raise ConfigError(f"method.chunk_mb: must be >= 1, got {self.chunk_mb}")
+        if self.reduction == "pca" and (self.d is None or self.combine != "joint"):
+            raise ConfigError("method.reduction: pca needs an explicit method.d and combine: joint")
+        if self.pca_samples < 1:
+            raise ConfigError(f"method.pca_samples: must be >= 1, got {self.pca_samples}")
 
 
 def select_channels(total: int, d: int | None, seed: int) -> torch.Tensor:
@@ -76,11 +89,111 @@ def select_channels(total: int, d: int | None, seed: int) -> torch.Tensor:
     return torch.randperm(total, generator=g)[:d].sort().values
 
 
+class GaussianGrid:
+    """Per-position multivariate Gaussians over a grid of patch embeddings (paper Eq. 1 and 2).
+
+    Fitted state: ``mean`` float32 ``(P, d)`` and ``cov_inv_factor`` float32 ``(P, d, d)``, the
+    inverse Cholesky factor ``L^-1`` of ``Sigma = cov + epsilon I`` (``cov`` with N - 1).
+    """
+
+    def __init__(self, d: int, params: "PadimParams", device: torch.device):
+        self.d, self.params, self.device = d, params, device
+        self.n = 0
+        self.grid: tuple[int, int] | None = None
+        self.mean: torch.Tensor | None = None
+        self.cov_inv_factor: torch.Tensor | None = None
+        self._m2: torch.Tensor | None = None
+
+    def _chunk(self, itemsize: int) -> int:
+        return max(1, int(self.params.chunk_mb * 1e6 // (self.d * self.d * itemsize)))
+
+    def accumulate_dtype(self, positions: int) -> torch.dtype:
+        """Dtype of the running second moment for ``positions`` patch positions."""
+        choice = self.params.accumulate_dtype
+        if choice == "auto":
+            fits = positions * self.d * self.d * 8 <= self.params.accumulate_max_gb * 1e9
+            return torch.float64 if fits else torch.float32
+        return torch.float64 if choice == "float64" else torch.float32
+
+    @torch.inference_mode()
+    def update(self, emb: torch.Tensor) -> None:
+        """Add a batch ``(B, d, h, w)`` with Chan et al.'s pairwise mean / co-moment update."""
+        b, d, h, w = emb.shape
+        x = emb.reshape(b, d, h * w).permute(2, 0, 1)  # (P, B, d)
+        if self._m2 is None:
+            self.grid = (h, w)
+            acc = self.accumulate_dtype(h * w)
+            self.mean = torch.zeros(h * w, d, dtype=acc, device=self.device)
+            self._m2 = torch.zeros(h * w, d, d, dtype=acc, device=self.device)
+        mean, m2, n = self.mean, self._m2, self.n
+        xb = x.to(mean.dtype)
+        mb = xb.mean(1)  # (P, d)
+        delta = mb - mean
+        n_new = n + b
+        step = self._chunk(m2.element_size())
+        for s in range(0, m2.shape[0], step):
+            xc = xb[s : s + step] - mb[s : s + step, None, :]  # (p, B, d)
+            m2[s : s + step].baddbmm_(xc.transpose(1, 2), xc)
+            dc = delta[s : s + step, :, None]
+            m2[s : s + step].baddbmm_(dc, dc.transpose(1, 2), alpha=n * b / n_new)
+        mean += delta * (b / n_new)
+        self.n = n_new
+
+    @torch.inference_mode()
+    def finalize(self) -> None:
+        """``L^-1`` of ``Sigma = m2 / (n - 1) + epsilon I`` per position, in position chunks;
+        written into the co-moment's storage when it is float32 (no second (P, d, d) buffer).
+
+        Raises:
+            PadimBenchError: fewer than 2 images, or a covariance not positive definite.
+        """
+        n, m2 = self.n, self._m2
+        if n < 2:
+            raise PadimBenchError(f"PaDiM needs at least 2 training images to estimate a covariance, got {n}")
+        out = m2 if m2.dtype == torch.float32 else torch.empty(m2.shape, dtype=torch.float32, device=m2.device)
+        eye = torch.eye(self.d, dtype=torch.float64, device=m2.device)
+        step = self._chunk(8)
+        for s in range(0, m2.shape[0], step):
+            cov = m2[s : s + step].to(torch.float64) / (n - 1) + self.params.epsilon * eye
+            chol, info = torch.linalg.cholesky_ex(cov)
+            if int(info.max()) > 0:
+                bad = s + int((info > 0).nonzero()[0])
+                raise PadimBenchError(
+                    f"covariance at patch position {bad} is not positive definite "
+                    f"(epsilon = {self.params.epsilon}, {n} training images); use epsilon > 0"
+                )
+            out[s : s + step] = torch.linalg.solve_triangular(chol, eye.expand_as(chol), upper=False).float()
+        self.mean, self.cov_inv_factor, self._m2 = self.mean.float(), out, None
+
+    @torch.inference_mode()
+    def distance(self, emb: torch.Tensor) -> torch.Tensor:
+        """Mahalanobis distance ``||L^-1 (x - mu)||`` of ``(B, d, h, w)``: float32 ``(B, h, w)``, >= 0."""
+        b, d, h, w = emb.shape
+        x = emb.reshape(b, d, h * w).permute(2, 1, 0)  # (P, d, B)
+        y = torch.bmm(self.cov_inv_factor, x - self.mean[:, :, None])  # (P, d, B)
+        return y.square_().sum(1).sqrt_().T.reshape(b, h, w)
+
+    def nbytes(self) -> dict[str, int]:
+        p = self.grid[0] * self.grid[1] if self.grid else 0
+        return {"mean": p * self.d * 4, "cov": p * self.d * self.d * 4}
+
+    def state(self) -> dict[str, Any]:
+        return {"mean": self.mean.cpu(), "cov_inv_factor": self.cov_inv_factor.cpu(), "grid": list(self.grid), "n": self.n}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.mean = state["mean"].to(self.device)
+        self.cov_inv_factor = state["cov_inv_factor"].to(self.device)
+        self.grid, self.n = tuple(state["grid"]), int(state["n"])
+
+
 class Padim(Method):
     """PaDiM with a frozen :class:`~padim_bench.backbones.FeatureExtractor`.
 
-    Fitted state: ``mean`` float32 ``(P, d)`` and ``cov_inv_factor`` float32 ``(P, d, d)``, the
-    inverse Cholesky factor ``L^-1`` of ``Sigma`` per patch position (P = h * w of layer1's grid).
+    ``combine: joint`` (the paper's PaDiM): one Gaussian per position of layer1's grid over the
+    concatenated embedding. ``combine: sum`` (Table I's "sum of the single-layer maps"): one
+    Gaussian grid per layer at its own resolution; the distance maps are upsampled (bilinear) to
+    layer1's grid and added. ``reduction: pca`` (Table II) replaces the random channels by the
+    first ``d`` principal components of the training embeddings (scikit-learn PCA).
     """
 
     name = "padim"
@@ -89,18 +202,20 @@ class Padim(Method):
         self.params = params
         self.extractor = extractor
         self.device = torch.device(device)
+        self.seed = seed
         self.layers = list(extractor.layers)
         self.channels = [extractor.channels[name] for name in self.layers]
-        self.idx = select_channels(sum(self.channels), params.d, seed)
+        total = sum(self.channels)
+        self.idx = torch.arange(total) if params.reduction == "pca" else select_channels(total, params.d, seed)
         # split the global channel indices into per-layer local indices (select before upsampling)
         bounds = torch.tensor([0] + self.channels).cumsum(0)
         self._local_idx = [
             (self.idx[(self.idx >= lo) & (self.idx < hi)] - lo).to(self.device)
             for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist())
         ]
-        self.mean: torch.Tensor | None = None
-        self.cov_inv_factor: torch.Tensor | None = None
-        self.grid: tuple[int, int] | None = None
+        self.pca_mean: torch.Tensor | None = None  # (C,)
+        self.pca_components: torch.Tensor | None = None  # (d, C)
+        self.gaussians: list[GaussianGrid] = []
         self.n_train = 0
 
     @classmethod
@@ -115,22 +230,41 @@ class Padim(Method):
 
     @classmethod
     def predict_state_nbytes(cls, params: PadimParams, backbone: str, layers: list[str], size: int, n_train: int) -> dict[str, int]:
-        """``mean`` P*d*4, ``cov`` P*d*d*4 (P = layer1 grid cells) and ``backbone`` parameters*4 bytes;
-        independent of ``n_train`` (paper Sec. IV-F)."""
+        """``mean`` P*d*4, ``cov`` P*d*d*4 (P = layer1 grid cells; per layer for ``combine: sum``)
+        and ``backbone`` parameters*4 bytes; independent of ``n_train`` (paper Sec. IV-F)."""
         shapes = layer_shapes(backbone, layers, size)
-        _, h, w = shapes[layers[0]]
-        d = params.d if params.d is not None else sum(c for c, _, _ in shapes.values())
-        return {"mean": h * w * d * 4, "cov": h * w * d * d * 4, "backbone": full_param_count(backbone) * 4}
+        total = sum(c for c, _, _ in shapes.values())
+        d = params.d if params.d is not None else total
+        if params.combine == "sum":
+            idx = select_channels(total, params.d, 0)  # per-layer split of d: its size does not depend on the seed
+            bounds = torch.tensor([0] + [c for c, _, _ in shapes.values()]).cumsum(0).tolist()
+            parts = [(int(((idx >= lo) & (idx < hi)).sum()), h * w) for (lo, hi), (_, h, w) in
+                     zip(zip(bounds[:-1], bounds[1:]), shapes.values())]
+        else:
+            _, h, w = shapes[layers[0]]
+            parts = [(d, h * w)]
+        out = {"mean": sum(p * k * 4 for k, p in parts), "cov": sum(p * k * k * 4 for k, p in parts)}
+        if params.reduction == "pca":
+            out["pca"] = (d + 1) * total * 4
+        return {**out, "backbone": full_param_count(backbone) * 4}
 
     @property
     def d(self) -> int:
-        """Embedding size after channel selection."""
-        return int(self.idx.numel())
+        """Embedding size after reduction."""
+        return int(self.params.d if self.params.reduction == "pca" else self.idx.numel())
 
     # ---------------------------------------------------------------------------------- embedding
     @torch.inference_mode()
+    def layer_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The selected channels of each layer at the layer's own resolution: ``[(B, d_l, h_l, w_l)]``."""
+        feats = self.extractor(images.to(self.device, non_blocking=True))
+        return [feats[name].index_select(1, local).float() for name, local in zip(self.layers, self._local_idx)]
+
+    @torch.inference_mode()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """Random-channel embedding of a batch (paper Sec. III-A).
+        """Embedding of a batch (paper Sec. III-A): selected channels of every layer, deeper maps
+        nearest-upsampled to layer1's grid, concatenated; projected on the principal components
+        under ``reduction: pca``.
 
         Args:
             images: float32 ``(B, 3, H, W)`` in [0, 1].
@@ -138,132 +272,121 @@ class Padim(Method):
         Returns:
             float32 ``(B, d, h, w)`` on ``self.device``, (h, w) the first layer's grid.
         """
-        feats = self.extractor(images.to(self.device, non_blocking=True))
-        size = feats[self.layers[0]].shape[-2:]
-        parts = []
-        for name, local in zip(self.layers, self._local_idx):
-            if local.numel() == 0:
-                continue
-            f = feats[name].index_select(1, local)
-            if f.shape[-2:] != size:
-                f = F.interpolate(f, size=size, mode="nearest")
-            parts.append(f)
-        return torch.cat(parts, 1).float()
+        parts = self.layer_features(images)
+        size = parts[0].shape[-2:]
+        emb = torch.cat([f if f.shape[-2:] == size else F.interpolate(f, size=size, mode="nearest")
+                         for f in parts if f.shape[1]], 1)
+        if self.pca_components is not None:
+            emb = torch.einsum("dc,bchw->bdhw", self.pca_components, emb - self.pca_mean[None, :, None, None])
+        return emb
 
     # ---------------------------------------------------------------------------------------- fit
-    def _chunk(self, itemsize: int) -> int:
-        return max(1, int(self.params.chunk_mb * 1e6 // (self.d * self.d * itemsize)))
-
-    def accumulate_dtype(self, positions: int) -> torch.dtype:
-        """Dtype of the running second moment for ``positions`` patch positions."""
-        choice = self.params.accumulate_dtype
-        if choice == "auto":
-            fits = positions * self.d * self.d * 8 <= self.params.accumulate_max_gb * 1e9
-            return torch.float64 if fits else torch.float32
-        return torch.float64 if choice == "float64" else torch.float32
-
     @torch.inference_mode()
     def fit(self, batches: Iterable[torch.Tensor]) -> None:
-        """Streaming mean / covariance per patch position (Chan et al.'s pairwise update).
+        """Streaming mean / covariance per patch position (one pass; two under PCA).
 
         Args:
-            batches: float32 ``(B, 3, H, W)`` in [0, 1], normal images only.
+            batches: float32 ``(B, 3, H, W)`` in [0, 1], normal images only; re-iterable under
+                ``reduction: pca`` (the first pass fits the PCA).
 
         Raises:
             PadimBenchError: fewer than 2 training images, or a covariance that is not positive
                 definite even in float64 (e.g. ``epsilon`` 0 with too few images).
         """
+        if self.params.reduction == "pca":
+            self._fit_pca(batches)
+        n_parts = len(self.layers) if self.params.combine == "sum" else 1
+        self.gaussians = []
         n = 0
-        mean = m2 = None
         for images in batches:
-            emb = self.embed(images)  # (B, d, h, w)
-            b, d, h, w = emb.shape
-            x = emb.reshape(b, d, h * w).permute(2, 0, 1)  # (P, B, d)
-            if mean is None:
-                self.grid = (h, w)
-                acc = self.accumulate_dtype(h * w)
-                mean = torch.zeros(h * w, d, dtype=acc, device=self.device)
-                m2 = torch.zeros(h * w, d, d, dtype=acc, device=self.device)
-            xb = x.to(mean.dtype)
-            mb = xb.mean(1)  # (P, d)
-            delta = mb - mean
-            n_new = n + b
-            step = self._chunk(m2.element_size())
-            for s in range(0, m2.shape[0], step):
-                xc = xb[s : s + step] - mb[s : s + step, None, :]  # (p, B, d)
-                m2[s : s + step].baddbmm_(xc.transpose(1, 2), xc)
-                dc = delta[s : s + step, :, None]
-                m2[s : s + step].baddbmm_(dc, dc.transpose(1, 2), alpha=n * b / n_new)
-            mean += delta * (b / n_new)
-            n = n_new
+            parts = self.layer_features(images) if self.params.combine == "sum" else [self.embed(images)]
+            if not self.gaussians:
+                self.gaussians = [GaussianGrid(int(p.shape[1]), self.params, self.device) for p in parts]
+            for g, x in zip(self.gaussians, parts):
+                if x.shape[1]:
+                    g.update(x)
+            n += len(images)
         if n < 2:
-            raise PadimBenchError(
-                f"PaDiM needs at least 2 training images to estimate a covariance, got {n}"
-            )
+            raise PadimBenchError(f"PaDiM needs at least 2 training images to estimate a covariance, got {n}")
+        self.gaussians = [g for g in self.gaussians if g.d]
+        for g in self.gaussians:
+            g.finalize()
         self.n_train = n
-        self.mean = mean.float()
-        self.cov_inv_factor = self._inverse_factor(m2, n)
+        assert len(self.gaussians) <= n_parts
 
-    def _inverse_factor(self, m2: torch.Tensor, n: int) -> torch.Tensor:
-        """``L^-1`` of ``Sigma = m2 / (n - 1) + epsilon I`` per position, in position chunks.
+    def _fit_pca(self, batches: Iterable[torch.Tensor]) -> None:
+        """Fit scikit-learn's PCA on up to ``pca_samples`` patch embeddings drawn with the seed."""
+        from sklearn.decomposition import PCA
 
-        Writes into ``m2``'s storage when it is float32 (no second (P, d, d) buffer).
-        """
-        out = m2 if m2.dtype == torch.float32 else torch.empty(m2.shape, dtype=torch.float32, device=m2.device)
-        eye = torch.eye(self.d, dtype=torch.float64, device=m2.device)
-        step = self._chunk(8)
-        for s in range(0, m2.shape[0], step):
-            cov = m2[s : s + step].to(torch.float64) / (n - 1) + self.params.epsilon * eye
-            chol, info = torch.linalg.cholesky_ex(cov)
-            if int(info.max()) > 0:
-                bad = s + int((info > 0).nonzero()[0])
-                raise PadimBenchError(
-                    f"covariance at patch position {bad} is not positive definite "
-                    f"(epsilon = {self.params.epsilon}, {n} training images); use epsilon > 0"
-                )
-            out[s : s + step] = torch.linalg.solve_triangular(chol, eye.expand_as(chol), upper=False).float()
-        return out
+        if iter(batches) is batches:
+            raise PadimBenchError("reduction: pca needs two passes over the training images (a re-iterable loader)")
+        import numpy as np
+
+        g = torch.Generator().manual_seed(self.seed)
+        chunks = []
+        for images in batches:
+            emb = self.embed(images)  # all channels (idx = all under PCA)
+            b, c, h, w = emb.shape
+            per_image = -(-self.params.pca_samples // self.n_train_hint) if self.n_train_hint else h * w
+            x = emb.permute(0, 2, 3, 1).reshape(b, h * w, c)
+            if per_image < h * w:  # the same number of random positions from every image
+                keep = torch.stack([torch.randperm(h * w, generator=g)[:per_image] for _ in range(b)]).to(x.device)
+                x = x.gather(1, keep[:, :, None].expand(-1, -1, c))
+            chunks.append(x.reshape(-1, c).cpu().double().numpy())
+
+        data = np.concatenate(chunks)
+        if self.params.d > min(data.shape):
+            raise PadimBenchError(f"reduction: pca with d = {self.params.d} needs at least {self.params.d} patch samples")
+        pca = PCA(n_components=self.params.d, random_state=self.seed).fit(data)
+        self.pca_mean = torch.tensor(pca.mean_, dtype=torch.float32, device=self.device)
+        self.pca_components = torch.tensor(pca.components_, dtype=torch.float32, device=self.device)
 
     # ------------------------------------------------------------------------------------ scoring
     @torch.inference_mode()
     def score(self, images: torch.Tensor) -> torch.Tensor:
-        """Mahalanobis distance per patch (paper Eq. 2).
+        """Mahalanobis distance per patch (paper Eq. 2); summed over layers under ``combine: sum``.
 
         Args:
             images: float32 ``(B, 3, H, W)`` in [0, 1].
 
         Returns:
-            float32 ``(B, h, w)`` on the CPU; finite and >= 0.
+            float32 ``(B, h, w)`` on the CPU (layer1's grid); finite and >= 0.
         """
-        if self.mean is None:
+        if not self.gaussians:
             raise PadimBenchError("PaDiM model is not fitted")
-        emb = self.embed(images)
-        b, d, h, w = emb.shape
-        x = emb.reshape(b, d, h * w).permute(2, 1, 0)  # (P, d, B)
-        y = torch.bmm(self.cov_inv_factor, x - self.mean[:, :, None])  # (P, d, B)
-        dist = y.square_().sum(1).sqrt_()  # (P, B)
-        return dist.T.reshape(b, h, w).cpu()
+        if self.params.combine != "sum":
+            return self.gaussians[0].distance(self.embed(images)).cpu()
+        parts = [p for p in self.layer_features(images) if p.shape[1]]
+        size = parts[0].shape[-2:]
+        total = None
+        for g, x in zip(self.gaussians, parts):
+            m = g.distance(x)[:, None]
+            if m.shape[-2:] != size:
+                m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+            total = m if total is None else total + m
+        return total[:, 0].cpu()
 
     # -------------------------------------------------------------------------------------- state
     def state_nbytes(self) -> dict[str, int]:
         """Bytes of the fitted state: ``mean``, ``cov`` (the ``L^-1`` factor, same size as
-        ``Sigma``) and ``backbone`` (all parameters of the full network, as the paper counts)."""
-        p = self.grid[0] * self.grid[1] if self.grid else 0
-        return {
-            "mean": p * self.d * 4,
-            "cov": p * self.d * self.d * 4,
-            "backbone": int(self.extractor.full_param_count) * 4,
-        }
+        ``Sigma``), ``pca`` (components and mean, under PCA) and ``backbone`` (all parameters
+        of the full network, as the paper counts)."""
+        out = {"mean": sum(g.nbytes()["mean"] for g in self.gaussians),
+               "cov": sum(g.nbytes()["cov"] for g in self.gaussians)}
+        if self.pca_components is not None:
+            out["pca"] = (self.pca_components.numel() + self.pca_mean.numel()) * 4
+        return {**out, "backbone": int(self.extractor.full_param_count) * 4}
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "method": self.name,
-            "mean": self.mean.cpu(),
-            "cov_inv_factor": self.cov_inv_factor.cpu(),
+            "gaussians": [g.state() for g in self.gaussians],
+            "pca_mean": None if self.pca_mean is None else self.pca_mean.cpu(),
+            "pca_components": None if self.pca_components is None else self.pca_components.cpu(),
             "idx": self.idx.clone(),
-            "grid": list(self.grid),
             "n_train": self.n_train,
             "layers": list(self.layers),
+            "combine": self.params.combine,
             "backbone": self.extractor.name,
         }
 
@@ -276,19 +399,38 @@ class Padim(Method):
                 f"state was fitted with {state['backbone']} {state['layers']}, "
                 f"not {self.extractor.name} {self.layers}"
             )
-        if not torch.equal(state["idx"], self.idx):
-            raise PadimBenchError("state was fitted with other random channels (seed or d differ)")
-        self.mean = state["mean"].to(self.device)
-        self.cov_inv_factor = state["cov_inv_factor"].to(self.device)
-        self.grid = tuple(state["grid"])
+        if not torch.equal(state["idx"], self.idx) or state["combine"] != self.params.combine:
+            raise PadimBenchError("state was fitted with other random channels or another combine (seed, d differ)")
+        self.gaussians = []
+        for gs in state["gaussians"]:
+            g = GaussianGrid(int(gs["mean"].shape[1]), self.params, self.device)
+            g.load(gs)
+            self.gaussians.append(g)
+        to = (lambda t: None if t is None else t.to(self.device))  # noqa: E731
+        self.pca_mean, self.pca_components = to(state["pca_mean"]), to(state["pca_components"])
         self.n_train = int(state["n_train"])
+
+    # compatibility accessors: the joint model's tensors
+    @property
+    def mean(self) -> torch.Tensor | None:
+        return self.gaussians[0].mean if self.gaussians else None
+
+    @property
+    def cov_inv_factor(self) -> torch.Tensor | None:
+        return self.gaussians[0].cov_inv_factor if self.gaussians else None
+
+    @property
+    def grid(self) -> tuple[int, int] | None:
+        return self.gaussians[0].grid if self.gaussians else None
 
     def describe(self) -> dict[str, Any]:
         return {
             "d": self.d,
+            "reduction": self.params.reduction,
+            "combine": self.params.combine,
             "embedding_channels": sum(self.channels),
-            "channel_indices": self.idx.tolist(),
-            "grid": list(self.grid) if self.grid else None,
+            "channel_indices": None if self.params.reduction == "pca" else self.idx.tolist(),
+            "grids": [list(g.grid) for g in self.gaussians],
             "n_train": self.n_train,
         }
 
