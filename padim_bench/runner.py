@@ -166,6 +166,22 @@ def _timing_pass(method: Method, cfg: RunConfig, split: CategorySplit, prep: Pre
     }
 
 
+class TrainBatches:
+    """Re-iterable training images ``(B, 3, S, S)`` from a DataLoader, advancing a progress bar;
+    each iteration is a fresh pass (two-pass methods such as PCA iterate twice)."""
+
+    def __init__(self, loader: torch.utils.data.DataLoader, progress: Progress | None, task: Any):
+        self.loader, self.progress, self.task = loader, progress, task
+
+    def __iter__(self):
+        if self.progress is not None:
+            self.progress.reset(self.task, total=len(self.loader.dataset))
+        for images, *_ in self.loader:
+            yield images
+            if self.progress is not None:
+                self.progress.advance(self.task, len(images))
+
+
 def run_category(
     cfg: RunConfig, method: Method, split: CategorySplit, device: torch.device,
     progress: Progress | None = None, models_dir: Path | None = None, cache_path: Path | None = None,
@@ -182,20 +198,6 @@ def run_category(
     if ds.augment == "nonaligned":
         augment = Augment(ds.augment_rotation_deg, cfg.method.seed if ds.augment_seed is None else ds.augment_seed)
 
-    class Batches:
-        """Re-iterable training batches (two-pass methods such as PCA iterate twice)."""
-
-        def __init__(self, loader, task):
-            self.loader, self.task = loader, task
-
-        def __iter__(self):
-            if progress is not None:
-                progress.reset(self.task, total=len(split.train))
-            for images, *_ in self.loader:
-                yield images
-                if progress is not None:
-                    progress.advance(self.task, len(images))
-
     method.n_train_hint = len(split.train)
     fingerprint = train_fingerprint(split)
     cached = _load_cached(method, cache_path, fingerprint) if cache_path is not None else None
@@ -203,7 +205,7 @@ def run_category(
         task = progress.add_task(f"{split.name}: fit", total=len(split.train)) if progress else None
         train_loader = make_loader(split.train, prep, rt.batch_size, rt.workers, augment, "train")
         with measure(device) as span:
-            method.fit(Batches(train_loader, task))
+            method.fit(TrainBatches(train_loader, progress, task))
         fit = {"fit_s": span.seconds, "fit_peak_rss_bytes": span.peak_rss_bytes,
                "fit_start_rss_bytes": span.start_rss_bytes, "fit_peak_cuda_bytes": span.peak_cuda_bytes,
                "rss_method": span.rss_method, "fit_from_cache": None}
