@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal
 
@@ -89,6 +90,17 @@ def select_channels(total: int, d: int | None, seed: int) -> torch.Tensor:
     return torch.randperm(total, generator=g)[:d].sort().values
 
 
+@contextmanager
+def _one_thread():
+    """Run torch ops single-threaded inside the block (restores the previous thread count)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 class GaussianGrid:
     """Per-position multivariate Gaussians over a grid of patch embeddings (paper Eq. 1 and 2).
 
@@ -132,7 +144,7 @@ class GaussianGrid:
         n_new = n + b
         step = self._chunk(m2.element_size())
         for s in range(0, m2.shape[0], step):
-            xc = xb[s : s + step] - mb[s : s + step, None, :]  # (p, B, d)
+            xc = (xb[s : s + step] - mb[s : s + step, None, :]).contiguous()  # (p, B, d); bmm is slow on views
             m2[s : s + step].baddbmm_(xc.transpose(1, 2), xc)
             dc = delta[s : s + step, :, None]
             m2[s : s + step].baddbmm_(dc, dc.transpose(1, 2), alpha=n * b / n_new)
@@ -162,7 +174,8 @@ class GaussianGrid:
                     f"covariance at patch position {bad} is not positive definite "
                     f"(epsilon = {self.params.epsilon}, {n} training images); use epsilon > 0"
                 )
-            out[s : s + step] = torch.linalg.solve_triangular(chol, eye.expand_as(chol), upper=False).float()
+            with _one_thread():  # batched small triangular solves: much slower multi-threaded, esp. when contended
+                out[s : s + step] = torch.linalg.solve_triangular(chol, eye.expand_as(chol), upper=False).float()
         self.mean, self.cov_inv_factor, self._m2 = self.mean.float(), out, None
 
     @torch.inference_mode()
@@ -170,7 +183,7 @@ class GaussianGrid:
         """Mahalanobis distance ``||L^-1 (x - mu)||`` of ``(B, d, h, w)``: float32 ``(B, h, w)``, >= 0."""
         b, d, h, w = emb.shape
         x = emb.reshape(b, d, h * w).permute(2, 1, 0)  # (P, d, B)
-        y = torch.bmm(self.cov_inv_factor, x - self.mean[:, :, None])  # (P, d, B)
+        y = torch.bmm(self.cov_inv_factor, (x - self.mean[:, :, None]).contiguous())  # (P, d, B)
         return y.square_().sum(1).sqrt_().T.reshape(b, h, w)
 
     def nbytes(self) -> dict[str, int]:
@@ -399,7 +412,9 @@ class Padim(Method):
                 f"state was fitted with {state['backbone']} {state['layers']}, "
                 f"not {self.extractor.name} {self.layers}"
             )
-        if not torch.equal(state["idx"], self.idx) or state["combine"] != self.params.combine:
+        if "gaussians" not in state:
+            raise PadimBenchError("saved PaDiM state is from an older padim-bench version; fit the model again")
+        if not torch.equal(state["idx"], self.idx) or state.get("combine") != self.params.combine:
             raise PadimBenchError("state was fitted with other random channels or another combine (seed, d differ)")
         self.gaussians = []
         for gs in state["gaussians"]:
