@@ -173,6 +173,8 @@ class RunConfig:
         d = self.to_dict()
         d.pop("output")
         d["dataset"].pop("categories")
+        for key in getattr(type(self.method.params), "HASH_NEUTRAL", ()):
+            d["method"].pop(key, None)
         d["runtime"] = {"device": d["runtime"]["device"]}
         d.pop("name")
         blob = json.dumps(d, sort_keys=True).encode()

@@ -21,6 +21,17 @@ from rich.table import Table
 
 METRIC_COLUMNS = (("image_roc_auc", "image ROC-AUC %"), ("pixel_roc_auc", "pixel ROC-AUC %"), ("pro", "PRO %"))
 RANDOM_WEIGHTS_NOTE = "RANDOM backbone weights: time and memory only; the metrics are not meaningful"
+RANDOM_INIT_NOTE = "encoder initialised with RANDOM weights (then trained)"
+#: methods that train their backbone: random initial weights are a setting, not a stand-in
+TRAINED_BACKBONE_METHODS = ("vae",)
+
+
+def random_note(record: dict[str, Any]) -> str | None:
+    """The label a run with random backbone weights carries in every table and file, or None."""
+    m = record["config"]["method"]
+    if m["weights"] != "random":
+        return None
+    return RANDOM_INIT_NOTE if m["name"] in TRAINED_BACKBONE_METHODS else RANDOM_WEIGHTS_NOTE
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -99,7 +110,7 @@ def title(record: dict[str, Any]) -> str:
 
 def rich_table(record: dict[str, Any]) -> Table:
     """The paper-style table of a run for the terminal."""
-    t = Table(title=title(record), caption=RANDOM_WEIGHTS_NOTE if record["config"]["method"]["weights"] == "random" else None)
+    t = Table(title=title(record), caption=random_note(record))
     t.add_column("category")
     for _, label in METRIC_COLUMNS:
         t.add_column(label, justify="right")
@@ -119,8 +130,8 @@ def markdown_table(record: dict[str, Any]) -> str:
     """The same table in Markdown, metrics in percent with 2 decimals."""
     head = ["category", *(label for _, label in METRIC_COLUMNS), "fit s", "infer s/img", "fit peak GB", "state GB"]
     lines = [f"**{title(record)}**", ""]
-    if record["config"]["method"]["weights"] == "random":
-        lines += [f"_{RANDOM_WEIGHTS_NOTE}_", ""]
+    if random_note(record):
+        lines += [f"_{random_note(record)}_", ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in summary_rows(record["categories"]):
         cells = [r["name"], *(_pct(r[k], 2) for k, _ in METRIC_COLUMNS), _num(r["fit_s"], ".1f"),

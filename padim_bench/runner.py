@@ -52,8 +52,9 @@ from .profiling import measure
 
 RECORD_VERSION = 1
 TIMED_SPANS = {
-    "fit_s": "whole fit: decode, resize/crop, backbone, embedding, mean/covariance update, Cholesky "
-             "and inverse factor (DataLoader workers decode in parallel)",
+    "fit_s": "whole fit, image decoding and resizing included (DataLoader workers decode in parallel): "
+             "PaDiM: backbone, embedding, mean/covariance update, Cholesky and inverse factor; SPADE: backbone "
+             "and feature bank; VAE: training (its budget is in the model description)",
     "infer_s_per_image": "batch 1 after warm-up: decode, resize/crop, backbone, embedding, distances, "
                          "upsampling, Gaussian filter, max (model and weight loading excluded)",
     "infer_model_s_per_image": "batch 1: backbone, embedding, distances, upsampling, Gaussian filter, max",
@@ -355,6 +356,8 @@ def run(
                     records.append(rec)
                     continue
             fresh = METHODS.get(cfg.method.name).cls(cfg.method.params, extractor, device=device, seed=cfg.method.seed)
+            if hasattr(fresh, "attach_progress"):  # methods that train report in the run's display
+                fresh.attach_progress(progress)
             cache = Path(cfg.output.model_cache) / h / f"{split.name}.pt" if cfg.output.model_cache else None
             rec = run_category(cfg, fresh, split, device, progress,
                                out / "models" if cfg.output.save_models else None, cache)

@@ -90,6 +90,8 @@ def test_shapes_and_map(extractor, images):
     assert info["resumed_from_epoch"] is None and info["final_loss"] > 0
     assert m.state_nbytes() == {k: 4 * v for k, v in m.param_counts().items()}
     assert m.param_counts()["encoder"] == 11_176_512 + 2 * (512 * 4 + 4)  # trunk + two 1x1 heads
+    # Table VIII's prediction from the architecture on the meta device equals the fitted count
+    assert Vae.predict_state_nbytes(tiny(), "resnet18", ["layer4"], 256, 242) == m.state_nbytes()
 
 
 def test_train_steps_lower_the_loss(extractor, images):
@@ -243,3 +245,18 @@ def test_cli_run_end_to_end(tmp_path):
     assert set(rec["memory"]["state_bytes"]) == {"encoder", "decoder"}
     assert rec["model"]["image_iterations"] == 4 and rec["model"]["latent_shape"] == [4, 2, 2]
     assert all(0 <= v <= 1 for v in rec["metrics"].values())
+
+
+def test_training_reports_into_an_attached_progress(extractor, images):
+    from rich.console import Console
+    from rich.progress import Progress
+
+    seen = []
+    with Progress(console=Console(file=io.StringIO()), auto_refresh=False) as progress:
+        m = Vae(tiny(progress=True), extractor)
+        m.attach_progress(progress)
+        original = progress.update
+        progress.update = lambda task, **kw: (seen.append(kw.get("description")), original(task, **kw))
+        m.fit(iter([images]))
+        assert not progress.tasks  # its task is removed when training ends
+    assert len(seen) == 2 and seen[-1].startswith("VAE epoch 1/1 loss ")

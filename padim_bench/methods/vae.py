@@ -116,6 +116,9 @@ class VaeParams:
     checkpoint_every: int = 5
     progress: bool = True
 
+    #: keys that do not change the numbers: left out of the config hash (runs stay resumable)
+    HASH_NEUTRAL = ("checkpoint_dir", "checkpoint_every", "progress")
+
     def check(self) -> None:
         """Raises ConfigError on out-of-range values."""
         positive = ("latent_channels", "batch_size", "n_augmented", "epochs", "input_size",
@@ -247,6 +250,23 @@ class Vae(Method):
         if len(channels) != 1:
             raise ConfigError(f"method.layers: the VAE encodes with exactly one backbone layer "
                               f"(e.g. [layer4]), got {list(channels)}")
+
+    @classmethod
+    def predict_state_nbytes(cls, params: VaeParams, backbone: str, layers: list[str], size: int,
+                             n_train: int) -> dict[str, int]:
+        """float32 bytes of the encoder and decoder parameters, from the architecture built on the
+        ``meta`` device (no weights, no memory); equals :meth:`state_nbytes` after fitting and does
+        not depend on ``size`` or ``n_train`` (paper Table VIII: 0.09 GB for its VAE)."""
+        from ..backbones import BACKBONES, _architecture, _check_layers, _trunk, layer_shapes
+
+        spec = BACKBONES.get(backbone)
+        layers = list(_check_layers(spec, layers))
+        cls.check_embedding(params, {k: 0 for k in layers})
+        ((channels, h, _),) = layer_shapes(backbone, layers, size).values()
+        with torch.device("meta"):
+            trunk, _ = _trunk(spec, _architecture(spec), tuple(layers))
+            net = VaeNet(nn.Identity(), trunk, layers[0], channels, size // h, params.latent_channels)
+        return {k: v * 4 for k, v in _param_counts(net).items()}
 
     def attach_progress(self, progress: Any) -> None:
         """Report training in ``progress`` (a ``rich.progress.Progress`` already started) instead of
@@ -490,8 +510,7 @@ class Vae(Method):
     # ------------------------------------------------------------------------------------ state
     def param_counts(self) -> dict[str, int]:
         """Parameters of the encoder (backbone trunk + latent heads) and of the decoder."""
-        enc = sum(p.numel() for m in self.net.encoder_modules() for p in m.parameters())
-        return {"encoder": int(enc), "decoder": int(sum(p.numel() for p in self.net.decoder.parameters()))}
+        return _param_counts(self.net)
 
     def state_nbytes(self) -> dict[str, int]:
         """float32 bytes of the encoder's and decoder's parameters (what the paper's Table VIII
@@ -526,6 +545,11 @@ class Vae(Method):
 
     def describe(self) -> dict[str, Any]:
         return dict(self.info) if self.info else {"param_counts": self.param_counts()}
+
+
+def _param_counts(net: VaeNet) -> dict[str, int]:
+    enc = sum(p.numel() for m in net.encoder_modules() for p in m.parameters())
+    return {"encoder": int(enc), "decoder": int(sum(p.numel() for p in net.decoder.parameters()))}
 
 
 def _to_cpu(obj: Any) -> Any:
