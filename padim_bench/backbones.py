@@ -242,6 +242,21 @@ def full_param_count(name: str) -> int:
         return sum(p.numel() for p in _architecture(BACKBONES.get(name)).parameters())
 
 
+def check_weights(name: str, weights: str) -> None:
+    """Check that the weights a run asks for are available (cached or downloadable), without
+    building the model; ``random`` always is.
+
+    Raises:
+        ConfigError: unknown backbone or weights value.
+        WeightsError: as :func:`load_backbone` would.
+    """
+    spec = BACKBONES.get(name)
+    if weights not in ("imagenet", "random"):
+        raise ConfigError(f"unknown weights {weights!r}; valid: imagenet, random")
+    if weights == "imagenet":
+        _weights_path(spec)
+
+
 def _build(spec: BackboneSpec, weights: str, seed: int) -> tuple[nn.Module, str]:
     """The whole classification network (eval, CPU) and a description of its weights."""
     if weights not in ("imagenet", "random"):

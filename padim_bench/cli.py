@@ -21,7 +21,8 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Reproduce and benchmark the PaDiM paper's tables (PaDiM, SPADE, VAE) on MVTec AD and STC.",
+    help="Reproduce and benchmark the PaDiM paper's tables (PaDiM, SPADE, VAE) on MVTec AD "
+    "and folders in its layout (STC is planned).",
 )
 out_console = Console()
 err_console = Console(stderr=True)
@@ -125,9 +126,12 @@ def validate(
     categories: CategoriesOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Check a config and its dataset layout without loading a model or fitting anything."""
+    """Check a config, its names, its weights file and every data file (layout and decoding)
+    without loading a model or fitting anything."""
     from .config import load_experiments
     from .data.mvtec import resolve_categories, scan_category
+    from .backbones import check_weights
+    from .data.verify import check_split
     from .runner import check_names
 
     try:
@@ -135,11 +139,14 @@ def validate(
         for c in cfgs:
             check_names(c)
         cfg = cfgs[0]
+        check_weights(cfg.method.backbone, cfg.method.weights)
         if len(cfgs) > 1:
             out_console.print(f"{len(cfgs)} runs: " + ", ".join(c.name for c in cfgs))
         cats = resolve_categories(cfg.dataset.root, cfg.dataset.categories)
         for c in cats:
-            s = scan_category(cfg.dataset.root, c)
+            s, skipped = check_split(scan_category(cfg.dataset.root, c), cfg.dataset.on_unreadable)
+            if skipped:
+                out_console.print(f"{c}: {len(skipped)} unreadable file(s) would be skipped")
             n_bad = sum(x.label for x in s.test)
             out_console.print(f"{c}: {len(s.train)} train, {len(s.test) - n_bad} test good, {n_bad} test defective")
     except PadimBenchError as e:

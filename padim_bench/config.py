@@ -21,6 +21,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import math
 import types
 import typing
@@ -52,6 +53,8 @@ class DatasetConfig:
             ``None`` means MVTec AD's five (carpet, grid, leather, tile, wood).
         on_unreadable: ``error`` (default): an undecodable image or mask stops the run before any
             model is loaded, naming the files; ``skip``: such samples are left out and counted.
+        bit_depth: significant bits of 16-bit images (e.g. 12); ``None``: the PNG ``sBIT`` chunk
+            where the file has one, else 16. The same for every image, so brightness is comparable.
         augment: ``none``, or ``nonaligned`` (paper Table VI): every train and test image and mask
             rotated by a random angle in [-augment_rotation_deg, augment_rotation_deg] and cropped
             at a random place, deterministically from ``augment_seed`` (null: ``method.seed``).
@@ -66,6 +69,7 @@ class DatasetConfig:
     texture_categories: Union[list[str], None] = None
     on_unreadable: Literal["error", "skip"] = "error"
     augment: Literal["none", "nonaligned"] = "none"
+    bit_depth: Union[int, None] = None
     augment_rotation_deg: float = 10.0
     augment_seed: Union[int, None] = None
 
@@ -167,17 +171,22 @@ class RunConfig:
 
     def config_hash(self) -> str:
         """First 12 hex digits of the SHA-256 of the canonical JSON of everything that changes the
-        numbers of a category (the name, ``dataset.categories``, the output section and the runtime
-        section are excluded, except ``runtime.device``), so a run can be resumed or extended with
-        other categories in the same output folder."""
+        numbers of a category: the name, ``dataset.categories``, the output and runtime sections
+        and hash-neutral method keys are left out. Keys the model cache."""
         d = self.to_dict()
-        d.pop("output")
+        for key in ("output", "runtime", "name"):
+            d.pop(key)
         d["dataset"].pop("categories")
         for key in getattr(type(self.method.params), "HASH_NEUTRAL", ()):
             d["method"].pop(key, None)
-        d["runtime"] = {"device": d["runtime"]["device"]}
-        d.pop("name")
-        blob = json.dumps(d, sort_keys=True).encode()
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def run_hash(self) -> str:
+        """:meth:`config_hash` plus the runtime section (device, threads, batch size, timing),
+        which changes the time and memory figures: an output folder and its finished categories
+        are reused only under the same run hash."""
+        rt = dataclasses.asdict(self.runtime)
+        blob = json.dumps({"config": self.config_hash(), "runtime": rt}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
@@ -314,6 +323,8 @@ def validate(cfg: RunConfig) -> None:
         ConfigError: the first invalid value, naming its key.
     """
     ds, ev, rt = cfg.dataset, cfg.evaluation, cfg.runtime
+    if ds.bit_depth is not None and not 1 <= ds.bit_depth <= 16:
+        raise ConfigError(f"dataset.bit_depth: between 1 and 16, or null, got {ds.bit_depth}")
     if ds.resize < 8:
         raise ConfigError(f"dataset.resize: must be >= 8 pixels, got {ds.resize}")
     if ds.crop is not None and not 8 <= ds.crop <= ds.resize:
@@ -322,6 +333,10 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"dataset.categories: 'all' or a list of names, got {ds.categories!r}")
     if isinstance(ds.categories, list) and not ds.categories:
         raise ConfigError("dataset.categories: the list is empty")
+    if not ev.metrics:
+        raise ConfigError(f"evaluation.metrics: at least one of {', '.join(METRIC_NAMES)}")
+    if cfg.output.dir.strip() == "":
+        raise ConfigError("output.dir: empty; give a folder")
     for m in ev.metrics:
         if m not in METRIC_NAMES:
             raise ConfigError(f"evaluation.metrics: unknown metric {m!r}. Valid: {', '.join(METRIC_NAMES)}")
@@ -346,8 +361,26 @@ def validate(cfg: RunConfig) -> None:
         check()
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicated keys (the last one would silently win)."""
+
+
+def _mapping_no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicated key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_no_duplicates)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping with ``yaml.safe_load`` (never executes code from the file).
+    """Read a YAML mapping with a safe loader (never executes code from the file) that also
+    refuses duplicated keys.
 
     Raises:
         ConfigError: the file is missing, is not valid YAML, or is not a mapping.
@@ -356,7 +389,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_StrictLoader)  # a SafeLoader subclass
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML: {e}") from None
     except UnicodeDecodeError as e:
@@ -400,6 +433,8 @@ def apply_overrides(data: dict[str, Any], sets: list[str] | None = None, **named
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. method.d=200")
         key, raw = item.split("=", 1)
+        if not raw.strip():
+            raise ConfigError(f"--set {item!r}: empty value; write null explicitly if that is meant")
         if not key.strip():
             raise ConfigError(f"--set {item!r}: empty key, expected KEY=VALUE, e.g. method.d=200")
         try:
@@ -438,6 +473,9 @@ def load_config(path: str | Path, sets: list[str] | None = None, **named: Any) -
     p = Path(path)
     data = apply_overrides(read_yaml(p), sets, **named)
     name = data.get("name") or p.stem
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-/]+", name) or ".." in name.split("/"):
+        raise ConfigError(f"{p}: name {name!r}: use letters, digits, '_', '-', '.' and '/' (no '..'); "
+                          "it names the default output folder results/runs/<name>")
     output = data.get("output")
     if output is None or (isinstance(output, dict) and "dir" not in output):
         set_dotted(data, "output.dir", f"results/runs/{name}")  # a non-mapping is reported below

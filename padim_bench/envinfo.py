@@ -57,6 +57,8 @@ def environment(device: torch.device) -> dict[str, Any]:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        # other processes compete for the CPU: timings taken under load are slower (1, 5, 15 min)
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "memory_total_bytes": psutil.virtual_memory().total,
         "platform": platform.platform(),
         "python": platform.python_version(),

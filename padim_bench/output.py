@@ -41,6 +41,9 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()
@@ -56,8 +59,14 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
-def _mean(values: Iterable[float | None]) -> float | None:
-    vals = [v for v in values if v is not None]
+NOT_ASKED = "n/a"  # a metric the config did not ask for (``undefined`` is a metric that cannot be computed)
+
+
+def _mean(values: Iterable[float | str | None]) -> float | str | None:
+    values = list(values)
+    if values and all(v == NOT_ASKED for v in values):
+        return NOT_ASKED
+    vals = [v for v in values if v is not None and v != NOT_ASKED]
     return sum(vals) / len(vals) if vals else None
 
 
@@ -73,9 +82,9 @@ def summary_rows(categories: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return {
             "name": c["category"],
             "kind": c["kind"],
-            **{k: c["metrics"].get(k) for k, _ in METRIC_COLUMNS},
+            **{k: c["metrics"].get(k, NOT_ASKED) for k, _ in METRIC_COLUMNS},
             "fit_s": c["time"]["fit_s"],
-            "infer_s_per_image": c["time"]["infer_s_per_image"],
+            "infer_s_per_image": c["time"].get("infer_s_per_image"),
             "fit_peak_gb": c["memory"]["fit_peak_rss_bytes"] / 1e9,
             "state_gb": c["memory"]["state_gb"],
         }
@@ -92,11 +101,13 @@ def summary_rows(categories: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows + means
 
 
-def _pct(v: float | None, digits: int = 1) -> str:
+def _pct(v: float | str | None, digits: int = 1) -> str:
+    if v == NOT_ASKED:
+        return NOT_ASKED
     return "undefined" if v is None else f"{100 * v:.{digits}f}"
 
 
-def _num(v: float | None, fmt: str) -> str:
+def _num(v: float | None, fmt: str) -> str:  # noqa: D103
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
 

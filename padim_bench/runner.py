@@ -126,29 +126,59 @@ def prepare_output(cfg: RunConfig, force: bool) -> Path:
         raise PadimBenchError(f"output.dir {out} exists and is not a folder")
     info = out / "run.json"
     if info.exists() and not force:
-        try:
-            old = json.loads(info.read_text())
-        except (OSError, ValueError) as e:
-            raise PadimBenchError(f"{info}: unreadable ({e}); use --force to start over or --out elsewhere") from None
-        if old.get("config_hash") != cfg.config_hash():
+        old = _read_json(info)
+        if not isinstance(old, dict):
+            raise PadimBenchError(f"{info}: not a padim-bench run file; use --force to start over or --out elsewhere")
+        if old.get("run_hash") != cfg.run_hash():
             raise PadimBenchError(
-                f"{out} holds a run with another configuration (hash {old.get('config_hash')}, this one "
-                f"{cfg.config_hash()}); choose another --out, or --force to overwrite it"
+                f"{out} holds a run with another configuration or runtime settings (run hash "
+                f"{old.get('run_hash')}, this one {cfg.run_hash()}); choose another --out, or --force to overwrite it"
             )
-    (out / "categories").mkdir(parents=True, exist_ok=True)
-    atomic_write_json(info, {"config_hash": cfg.config_hash(), "config": cfg.to_dict()})
+    try:
+        (out / "categories").mkdir(parents=True, exist_ok=True)
+        atomic_write_json(info, {"config_hash": cfg.config_hash(), "run_hash": cfg.run_hash(), "config": cfg.to_dict()})
+    except OSError as e:
+        raise PadimBenchError(f"output.dir {out}: cannot write there ({e.strerror or e})") from None
     return out
+
+
+def _read_json(path: Path) -> Any:
+    """Parsed JSON of ``path``, or PadimBenchError naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise PadimBenchError(f"{path}: unreadable ({e}); use --force to start over or --out elsewhere") from None
+
+
+def _finished(path: Path, run_hash: str, console: Console) -> dict[str, Any] | None:
+    """The finished category record at ``path`` if it is valid and of this run hash; a damaged
+    file is reported and recomputed, never trusted."""
+    if not path.exists():
+        return None
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        ok = (isinstance(rec, dict) and rec.get("run_hash") == run_hash and isinstance(rec.get("metrics"), dict)
+              and all(v is None or 0.0 <= v <= 1.0 for v in rec["metrics"].values())
+              and isinstance(rec.get("time", {}).get("fit_s"), (int, float)))
+    except (OSError, ValueError, TypeError, AttributeError):
+        ok, rec = False, None
+    if not ok:
+        if isinstance(rec, dict) and rec.get("run_hash") not in (None, run_hash):
+            return None  # another run's record (after --force elsewhere): recompute quietly
+        console.print(f"[yellow]warning:[/] {path} is damaged or incomplete; recomputing that category", highlight=False)
+        return None
+    return rec
 
 
 def _timing_pass(method: Method, cfg: RunConfig, split: CategorySplit, prep: Preprocess) -> dict[str, Any]:
     """Batch-1 timing over ``timing_images`` test images after ``warmup_images`` (see module doc)."""
     ev, rt = cfg.evaluation, cfg.runtime
-    n_warm = min(rt.warmup_images, len(split.test))
+    n_warm = min(rt.warmup_images, max(0, len(split.test) - 1))  # keep at least one image to time
     chosen = list(split.test[:n_warm]) + list(split.test[n_warm : n_warm + rt.timing_images])
     total, model_only = [], []
     for i, s in enumerate(chosen):
         t0 = time.perf_counter()
-        img = prep.image(load_image(s.path))[None]
+        img = prep.image(load_image(s.path, cfg.dataset.bit_depth))[None]
         t1 = time.perf_counter()
         raw, image_scores = method.score_images(img)
         postprocess(raw, (prep.size, prep.size), ev.sigma, ev.map_interpolation, image_scores)
@@ -156,13 +186,14 @@ def _timing_pass(method: Method, cfg: RunConfig, split: CategorySplit, prep: Pre
         if i >= n_warm:
             total.append(t2 - t0)
             model_only.append(t2 - t1)
-    if not total:  # fewer test images than warm-up: time what there is
-        total, model_only = [float("nan")], [float("nan")]
+    if not total:  # no test image left after the warm-up: nothing timed (reported as such)
+        return {"infer_s_per_image": None, "infer_s_per_image_median": None, "infer_model_s_per_image": None,
+                "timing_images": 0, "warmup_images": n_warm}
     return {
         "infer_s_per_image": statistics.fmean(total),
         "infer_s_per_image_median": statistics.median(total),
         "infer_model_s_per_image": statistics.fmean(model_only),
-        "timing_images": len(total) if not np.isnan(total[0]) else 0,
+        "timing_images": len(total),
         "warmup_images": n_warm,
     }
 
@@ -204,7 +235,7 @@ def run_category(
     cached = _load_cached(method, cache_path, fingerprint) if cache_path is not None else None
     if cached is None:
         task = progress.add_task(f"{split.name}: fit", total=len(split.train)) if progress else None
-        train_loader = make_loader(split.train, prep, rt.batch_size, rt.workers, augment, "train")
+        train_loader = make_loader(split.train, prep, rt.batch_size, rt.workers, augment, "train", ds.bit_depth)
         with measure(device) as span:
             method.fit(TrainBatches(train_loader, progress, task))
         fit = {"fit_s": span.seconds, "fit_peak_rss_bytes": span.peak_rss_bytes,
@@ -220,7 +251,7 @@ def run_category(
     task = progress.add_task(f"{split.name}: score", total=len(split.test)) if progress else None
     maps, scores, masks, labels = [], [], [], []
     with measure(device) as score_span:
-        for images, mask, label, _ in make_loader(split.test, prep, rt.batch_size, rt.workers, augment, "test"):
+        for images, mask, label, _ in make_loader(split.test, prep, rt.batch_size, rt.workers, augment, "test", ds.bit_depth):
             raw, image_scores = method.score_images(images)
             m, s = postprocess(raw, (prep.size, prep.size), ev.sigma, ev.map_interpolation, image_scores)
             maps.append(m), scores.append(s), masks.append(mask.numpy()), labels.append(label.numpy())
@@ -349,31 +380,38 @@ def run(
     with progress:
         for split in splits:
             done = cat_dir / f"{split.name}.json"
-            if done.exists() and not force:
-                rec = json.loads(done.read_text())
-                if rec.get("config_hash") == h:
-                    console.print(f"[dim]{split.name}: already done in {done}, skipped (use --force to recompute)[/]")
-                    records.append(rec)
-                    continue
+            rec = None if force else _finished(done, cfg.run_hash(), console)
+            if rec is not None:
+                console.print(f"[dim]{split.name}: already done in {done}, skipped (use --force to recompute)[/]")
+                records.append(rec)
+                continue
             fresh = METHODS.get(cfg.method.name).cls(cfg.method.params, extractor, device=device, seed=cfg.method.seed)
             if hasattr(fresh, "attach_progress"):  # methods that train report in the run's display
                 fresh.attach_progress(progress)
             cache = Path(cfg.output.model_cache) / h / f"{split.name}.pt" if cfg.output.model_cache else None
             rec = run_category(cfg, fresh, split, device, progress,
                                out / "models" if cfg.output.save_models else None, cache)
-            rec["config_hash"] = h
+            rec["config_hash"], rec["run_hash"] = h, cfg.run_hash()
             rec["skipped_files"] = skipped[split.name]
-            atomic_write_json(done, rec)
+            rec["method"] = {"name": cfg.method.name, "backbone": extractor.name, "weights": extractor.weights,
+                             "weights_source": extractor.weights_source}
+            rec["environment"] = environment(device)  # per category: a resumed run may span sessions
+            try:
+                atomic_write_json(done, rec)
+            except OSError as e:
+                raise PadimBenchError(f"{done}: cannot write the category result ({e.strerror or e})") from None
             records.append(rec)
             m = rec["metrics"]
             console.print(
                 f"{split.name}: " + ", ".join(f"{k} {'undefined' if v is None else f'{100 * v:.1f}'}" for k, v in m.items())
-                + f"; fit {rec['time']['fit_s']:.1f} s, {rec['time']['infer_s_per_image']:.3f} s/img"
+                + f"; fit {rec['time']['fit_s']:.1f} s, "
+                + (f"{rec['time']['infer_s_per_image']:.3f} s/img" if rec["time"]["infer_s_per_image"] is not None else "not timed")
             )
     record = {
         "record_version": RECORD_VERSION,
         "name": cfg.name,
         "config_hash": h,
+        "run_hash": cfg.run_hash(),
         "config": cfg.to_dict(),
         "backbone": {
             "name": extractor.name,
@@ -388,5 +426,8 @@ def run(
         "environment": environment(device),
         "categories": records,
     }
-    write_run_files(out, record)
+    try:
+        write_run_files(out, record)
+    except OSError as e:
+        raise PadimBenchError(f"{out}: cannot write the results ({e.strerror or e})") from None
     return record

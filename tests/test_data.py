@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from padim_bench.data.images import ALPHA_BACKGROUND, load_image, load_mask
+from padim_bench.data.images import ALPHA_BACKGROUND, load_image, load_mask, png_sbit
 from padim_bench.data.mvtec import list_categories, resolve_categories, scan_category
 from padim_bench.data.transforms import Preprocess
 from padim_bench.errors import ConfigError, DataError
@@ -93,13 +93,46 @@ def test_16bit_full_range_gradient_is_scaled_by_65535(tmp_path):
     np.testing.assert_array_equal(arr[..., 0], arr[..., 2])
 
 
-def test_12bit_data_in_16bit_png_is_scaled_by_4095(tmp_path):
+def _add_sbit(path: Path, bits: int) -> Path:
+    """Insert a PNG sBIT chunk (significant bits) right after IHDR, with its CRC."""
+    import struct
+    import zlib
+
+    data = path.read_bytes()
+    ihdr_end = 8 + 8 + 13 + 4  # signature, IHDR header, IHDR data, CRC
+    chunk = struct.pack(">I4sB", 1, b"sBIT", bits) + struct.pack(">I", zlib.crc32(b"sBIT" + bytes([bits])))
+    path.write_bytes(data[:ihdr_end] + chunk + data[ihdr_end:])
+    return path
+
+
+def test_12bit_data_in_16bit_png_is_scaled_by_its_declared_depth(tmp_path):
     row = np.arange(0, 4096, 4, dtype=np.uint16)
     row[-1] = 4095
-    p = _write_16bit(np.tile(row, (3, 1)), tmp_path / "g12.png")
-    arr = load_image(p)
-    np.testing.assert_allclose(arr[1, :, 0], row / 4095.0, atol=1e-6)
-    assert arr.max() == 1.0 and arr[0, 512, 0] == pytest.approx(2048 / 4095, abs=1e-6)
+    plain = _write_16bit(np.tile(row, (3, 1)), tmp_path / "g12.png")
+    with_sbit = _add_sbit(_write_16bit(np.tile(row, (3, 1)), tmp_path / "g12_sbit.png"), 12)
+    assert png_sbit(with_sbit) == 12 and png_sbit(plain) is None
+    for arr in (load_image(with_sbit), load_image(plain, bit_depth=12)):
+        np.testing.assert_allclose(arr[1, :, 0], row / 4095.0, atol=1e-6)
+        assert arr.max() == 1.0 and arr[0, 512, 0] == pytest.approx(2048 / 4095, abs=1e-6)
+    # no declaration: the PNG's own 16 bits; still a gradient of 1024 levels, never saturated
+    arr = load_image(plain)
+    np.testing.assert_allclose(arr[1, :, 0], row / 65535.0, atol=1e-6)
+    assert len(np.unique(arr[1, :, 0])) == 1024
+
+
+def test_16bit_scaling_is_the_same_for_every_image(tmp_path):
+    """A dark 12-bit image is not brightened by its own maximum: two images of one dataset keep
+    their relative brightness (scaling by each image's peak made defects invisible)."""
+    bright = _write_16bit(np.full((4, 4), 4000, np.uint16), tmp_path / "bright.png")
+    dark = _write_16bit(np.full((4, 4), 250, np.uint16), tmp_path / "dark.png")
+    ratio = load_image(bright, bit_depth=12)[0, 0, 0] / load_image(dark, bit_depth=12)[0, 0, 0]
+    assert ratio == pytest.approx(16.0)
+
+
+def test_16bit_value_beyond_the_declared_depth_is_an_error(tmp_path):
+    p = _write_16bit(np.full((4, 4), 5000, np.uint16), tmp_path / "over.png")
+    with pytest.raises(DataError, match="exceeds the declared 12-bit range"):
+        load_image(p, bit_depth=12)
 
 
 def test_truncated_png_raises_data_error_naming_the_file(tmp_path):

@@ -136,3 +136,57 @@ def test_model_cache_reuses_the_fit_and_gives_the_same_scores(make_mvtec, tmp_pa
     assert a["image_scores"] == b["image_scores"]
     assert b["time"]["fit_from_cache"] == str(cached) and a["time"]["fit_from_cache"] is None
     assert b["time"]["fit_s"] == a["time"]["fit_s"]  # the figure measured when the fit was made
+
+
+def test_duplicated_yaml_keys_are_an_error(tmp_path):
+    from padim_bench.config import load_config
+
+    p = tmp_path / "dup.yaml"
+    p.write_text("method:\n  d: 20\n  d: 5\n")
+    with pytest.raises(ConfigError, match="duplicated key 'd'"):
+        load_config(p)
+
+
+def test_two_test_images_with_two_warmup_images_are_still_timed(make_mvtec, tmp_path):
+    ds = make_mvtec(n_train=3, n_test_good=1, defects={"spot": 1})
+    rec = runner.run(make_cfg(ds.root, tmp_path / "out", runtime={"warmup_images": 2, "timing_images": 5}),
+                     show_progress=False)
+    t = rec["categories"][0]["time"]
+    assert t["warmup_images"] == 1 and t["timing_images"] == 1 and t["infer_s_per_image"] > 0
+
+
+def test_unwritable_output_folder_is_a_clear_error(make_mvtec, tmp_path):
+    from padim_bench.errors import PadimBenchError
+
+    ds = make_mvtec(n_train=3, n_test_good=1, defects={"spot": 1})
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(PadimBenchError, match="cannot write there"):
+        runner.run(make_cfg(ds.root, blocker / "sub"), show_progress=False)
+
+
+def test_damaged_category_record_is_recomputed_and_runtime_changes_are_not_resumed(make_mvtec, tmp_path, capsys):
+    from padim_bench.errors import PadimBenchError
+    from rich.console import Console
+
+    ds = make_mvtec(n_train=3, n_test_good=1, defects={"spot": 1})
+    out = tmp_path / "out"
+    first = runner.run(make_cfg(ds.root, out), show_progress=False)
+    (out / "categories" / "widget.json").write_text("{bad")
+    again = runner.run(make_cfg(ds.root, out), show_progress=False, console=Console(file=open(tmp_path / "log", "w")))
+    assert "damaged" in (tmp_path / "log").read_text()
+    assert again["categories"][0]["metrics"] == first["categories"][0]["metrics"]
+    with pytest.raises(PadimBenchError, match="runtime settings"):
+        runner.run(make_cfg(ds.root, out, runtime={"batch_size": 1}), show_progress=False)
+
+
+def test_layer_order_does_not_change_the_grid():
+    from padim_bench.methods.padim import Padim, PadimParams
+    from tests.test_padim import FakeExtractor, images
+
+    class Reversed(FakeExtractor):
+        layers = ("layer2", "layer1")
+
+    m = Padim(PadimParams(d=None), Reversed())
+    m.fit([images(6, 0)])
+    assert tuple(m.score(images(1, 1)).shape) == (1, 8, 8)

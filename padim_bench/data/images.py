@@ -1,9 +1,9 @@
 """Decoding images and masks into arrays, whatever their PNG mode or bit depth.
 
 * Images become float32 ``(H, W, 3)`` in [0, 1]: greyscale is replicated to 3 channels (MVTec AD's
-  grid, screw and zipper are greyscale), 16-bit data is scaled by its real bit depth (the PNG
-  ``sBIT`` chunk when present, else the smallest of 8/10/12/14/16 bits that holds the maximum),
-  and transparent pixels are composited on black (``ALPHA_BACKGROUND``).
+  grid, screw and zipper are greyscale), 16-bit data is scaled by its real bit depth, the same
+  for every image (``dataset.bit_depth`` when set, else the PNG ``sBIT`` chunk, else 16 bits), and
+  transparent pixels are composited on black (``ALPHA_BACKGROUND``).
 * Masks become bool ``(H, W)``: any non-zero pixel is anomalous (MVTec AD stores {0, 255}).
 
 Every decoding failure is a :class:`~padim_bench.errors.DataError` naming the file.
@@ -11,6 +11,7 @@ Every decoding failure is a :class:`~padim_bench.errors.DataError` naming the fi
 
 from __future__ import annotations
 
+import struct
 import warnings
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import DataError
 
 ALPHA_BACKGROUND = 0.0  # transparent pixels are composited on black
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 _DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
@@ -56,28 +57,56 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise DataError(f"{path}: cannot read image header ({e})") from None
 
 
-def _high_bit_scale(arr: np.ndarray, img: Image.Image) -> float:
-    """Full-scale value of high-bit-depth data: ``2**bits - 1`` for the smallest of 8/10/12/14/16
-    bits that holds the data's maximum (Pillow does not expose the PNG ``sBIT`` chunk)."""
-    peak = int(arr.max()) if arr.size else 0
-    for bits in (8, 10, 12, 14, 16):
-        if peak < 2**bits:
-            return float(2**bits - 1)
-    return float(arr.max())  # 32-bit integer data beyond 16 bits: scale by its own maximum
+def png_sbit(path: str | Path) -> int | None:
+    """Significant bits of a PNG's first channel from its ``sBIT`` chunk (Pillow does not expose
+    it), or None when the file is not a PNG or has no such chunk. Reads chunk headers only."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                return None
+            while True:
+                head = f.read(8)
+                if len(head) < 8:
+                    return None
+                length, kind = struct.unpack(">I4s", head)
+                if kind == b"sBIT":
+                    data = f.read(length)
+                    return data[0] if data else None
+                if kind in (b"IDAT", b"IEND"):
+                    return None  # sBIT must come before the image data
+                f.seek(length + 4, 1)  # data and CRC
+    except OSError:
+        return None
 
 
-def load_image(path: str | Path) -> np.ndarray:
+def _full_scale(path: Path, bit_depth: int | None) -> float:
+    """``2**bits - 1`` for 16-bit data: ``bit_depth`` when given, else the PNG ``sBIT`` chunk, else
+    16. The same rule for every image of a dataset, so brightness stays comparable."""
+    bits = bit_depth or png_sbit(path) or 16
+    return float(2**bits - 1)
+
+
+def load_image(path: str | Path, bit_depth: int | None = None) -> np.ndarray:
     """Decode an image file to float32 ``(H, W, 3)`` RGB in [0, 1].
 
+    Args:
+        path: the image file.
+        bit_depth: significant bits of 16-bit data (e.g. 12); None: the PNG ``sBIT`` chunk, else 16.
+
     Raises:
-        DataError: the file is missing, truncated or not a decodable image.
+        DataError: the file is missing, truncated or not a decodable image, or 16-bit data exceeds
+            the declared bit depth.
     """
     path = Path(path)
     img = _open(path)
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "I;16N"):
         arr = np.asarray(img).astype(np.float64)
-        arr = arr / _high_bit_scale(arr, img)
+        scale = _full_scale(path, bit_depth)
+        if arr.size and arr.max() > scale:
+            raise DataError(f"{path}: value {int(arr.max())} exceeds the declared {int(np.log2(scale + 1))}-bit range "
+                            "(dataset.bit_depth or the PNG sBIT chunk)")
+        arr = arr / scale
         arr = np.clip(arr, 0.0, 1.0)[..., None].repeat(3, axis=2)
         return arr.astype(np.float32)
     if mode == "F":

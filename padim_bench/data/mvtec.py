@@ -15,6 +15,7 @@ never by list position; lists are in natural order (1, 2, 10), independent of cr
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,9 @@ def list_categories(root: str | Path) -> list[str]:
     if not root.is_dir():
         raise DataError(f"dataset root not found: {root} (set dataset.root or --data-root)")
     cats = sorted(p.name for p in root.iterdir() if (p / "train").is_dir())
+    others = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in cats)
+    if others and cats:
+        warnings.warn(f"{root}: folder(s) without train/ are not categories and are left out: {', '.join(others)}")
     if not cats:
         raise DataError(f"{root}: no category folders (expected CATEGORY/train/good, MVTec AD layout)")
     return cats

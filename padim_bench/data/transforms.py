@@ -107,7 +107,9 @@ class SampleDataset(torch.utils.data.Dataset):
     deterministic :class:`Geometry` (keyed by ``split`` and its index).
     """
 
-    def __init__(self, samples: Sequence[Sample], prep: Preprocess, augment: Augment | None = None, split: str = ""):
+    def __init__(self, samples: Sequence[Sample], prep: Preprocess, augment: Augment | None = None, split: str = "",
+                 bit_depth: int | None = None):
+        self.bit_depth = bit_depth
         self.samples = list(samples)
         self.prep = prep
         self.augment = augment
@@ -125,7 +127,7 @@ class SampleDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         s = self.samples[i]
         geom = self.geometry(i)
-        img = self.prep.image(load_image(s.path), geom)
+        img = self.prep.image(load_image(s.path, self.bit_depth), geom)
         if s.mask_path is not None:
             mask = self.prep.mask(load_mask(s.mask_path), geom)
         else:
@@ -134,10 +136,10 @@ class SampleDataset(torch.utils.data.Dataset):
 
 
 def make_loader(samples: Sequence[Sample], prep: Preprocess, batch_size: int, workers: int,
-                augment: Augment | None = None, split: str = "") -> torch.utils.data.DataLoader:
+                augment: Augment | None = None, split: str = "", bit_depth: int | None = None) -> torch.utils.data.DataLoader:
     """A DataLoader over ``samples`` in order (no shuffling), ``workers`` decoding processes."""
     return torch.utils.data.DataLoader(
-        SampleDataset(samples, prep, augment, split),
+        SampleDataset(samples, prep, augment, split, bit_depth),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,

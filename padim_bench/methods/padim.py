@@ -247,6 +247,7 @@ class Padim(Method):
         and ``backbone`` parameters*4 bytes; independent of ``n_train`` (paper Sec. IV-F)."""
         shapes = layer_shapes(backbone, layers, size)
         total = sum(c for c, _, _ in shapes.values())
+        finest = max(shapes.values(), key=lambda s: s[1] * s[2])
         d = params.d if params.d is not None else total
         if params.combine == "sum":
             idx = select_channels(total, params.d, 0)  # per-layer split of d: its size does not depend on the seed
@@ -254,7 +255,7 @@ class Padim(Method):
             parts = [(int(((idx >= lo) & (idx < hi)).sum()), h * w) for (lo, hi), (_, h, w) in
                      zip(zip(bounds[:-1], bounds[1:]), shapes.values())]
         else:
-            _, h, w = shapes[layers[0]]
+            _, h, w = finest
             parts = [(d, h * w)]
         out = {"mean": sum(p * k * 4 for k, p in parts), "cov": sum(p * k * k * 4 for k, p in parts)}
         if params.reduction == "pca":
@@ -286,7 +287,7 @@ class Padim(Method):
             float32 ``(B, d, h, w)`` on ``self.device``, (h, w) the first layer's grid.
         """
         parts = self.layer_features(images)
-        size = parts[0].shape[-2:]
+        size = max((f.shape[-2:] for f in parts), key=lambda hw: hw[0] * hw[1])  # the finest grid
         emb = torch.cat([f if f.shape[-2:] == size else F.interpolate(f, size=size, mode="nearest")
                          for f in parts if f.shape[1]], 1)
         if self.pca_components is not None:
@@ -370,7 +371,7 @@ class Padim(Method):
         if self.params.combine != "sum":
             return self.gaussians[0].distance(self.embed(images)).cpu()
         parts = [p for p in self.layer_features(images) if p.shape[1]]
-        size = parts[0].shape[-2:]
+        size = max((f.shape[-2:] for f in parts), key=lambda hw: hw[0] * hw[1])  # the finest grid
         total = None
         for g, x in zip(self.gaussians, parts):
             m = g.distance(x)[:, None]
