@@ -136,9 +136,10 @@ def extra_label(record: dict[str, Any]) -> str:
     bits = []
     if m.get("layers") not in (None, ["layer1", "layer2", "layer3"]):
         bits.append("+".join(m["layers"]))
-    for key, default in (("reduction", "random"), ("combine", "joint")):
-        if m.get(key, default) != default:
-            bits.append(str(m[key]))
+    if m["name"] == "padim":
+        for key, default in (("reduction", "random"), ("combine", "joint")):
+            if m.get(key, default) != default:
+                bits.append(str(m[key]))
     if record["config"]["dataset"].get("augment", "none") != "none":
         bits.append(record["config"]["dataset"]["augment"])
     extra = f" {' '.join(bits)}" if bits else ""
@@ -238,8 +239,8 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
         data.notes += _table7_ratios(data)
     if table == "6":
         data.notes += _table6_drops(records)
-    data.notes.append("paper value → ours (difference); ¹ one source only, ? unconfirmed; "
-                      "[n/N] = categories in our mean / in the paper's")
+    data.notes.append("paper value → ours (difference); a value alone is the paper's, not measured here; "
+                      "¹ one source only, ? unconfirmed; [n/N] = categories in our mean / in the paper's")
     return data
 
 
@@ -334,7 +335,7 @@ def cell_text(c: Cell, unit: str) -> str:
     digits = paper_digits(c.paper) if c.paper is not None else None
     paper = f"{_fmt(c.paper, unit, digits)}{TAG_MARK.get(c.tag or '2', '')} → " if c.paper is not None else ""
     if c.ours is None:
-        return paper
+        return paper[:-3]  # the paper's value alone: nothing measured
     ours = _fmt(c.ours, unit, digits)
     if c.spread is not None:
         ours += f"±{_fmt(c.spread, unit)}"
