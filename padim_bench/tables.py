@@ -272,6 +272,11 @@ def _table6_drops(records: list[dict[str, Any]]) -> list[str]:
 def _table7_ratios(data: TableData) -> list[str]:
     by_label = {label.split(" [")[0]: cells[0] for label, cells in data.rows if cells}
     notes = []
+    for label, cells in data.rows:
+        c = cells[0]
+        if c.paper and c.ours:
+            notes.append(f"{label}: ours {c.ours:.3f} s = {c.ours / c.paper:.2f} x the paper's {c.paper} s "
+                         "(other CPU; the ratios between methods below should carry over)")
     for num, den in (("SPADE (WR50)", "PaDiM-WR50-Rd550"), ("PaDiM-WR50-Rd550", "PaDiM-R18-Rd100")):
         a, b = by_label.get(num), by_label.get(den)
         if a and b and a.paper and b.paper:
@@ -304,7 +309,7 @@ def build_table8(records: list[dict[str, Any]]) -> TableData:
             computed = sum(v for k, v in parts.items() if pc.extra.get("backbone", True) or k != "backbone") / 1e9
         peak = [c["memory"]["fit_peak_rss_bytes"] / 1e9 for r in records if row_for("8", r) == pc.row
                 and r["config"]["dataset"]["name"] == pc.column for c in r["categories"]]
-        label = f"{spec['label']} | {pc.column} | " + ("with" if pc.extra.get("backbone", True) else "without") + " backbone"
+        label = f"{spec['label']}, {pc.column}, " + ("with" if pc.extra.get("backbone", True) else "without") + " backbone"
         data.rows.append((label, [Cell(paper=pc.value, tag=pc.tag, ours=computed),
                                   Cell(ours=computed),
                                   Cell(ours=max(peak) if peak else None)]))

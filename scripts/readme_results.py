@@ -24,7 +24,7 @@ def main() -> None:
         print(markdown_table(rec))
         print(f"_{rec['_path'].replace(str(ROOT) + '/', '')}: {env['cpu']}, {env['cpu_count']} cores, "
               f"torch {env['versions']['torch']}, {env['date_utc']}, load average at the end "
-              f"{env.get('load_average')}_\n")
+              f"{[round(x, 1) for x in env.get('load_average') or []]}_\n")
     for number, paths in (("3", found), ("1", ["results/paper/table1"]), ("2", ["results/paper/table2"]),
                           ("6", ["results/paper/table6", "results/runs/mvtec_effl0"]), ("8", [])):
         paths = [ROOT / p for p in paths if (ROOT / p).exists()]

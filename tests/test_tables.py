@@ -37,17 +37,17 @@ def test_table8_is_computed_to_the_papers_values():
     (data,) = tables.build("8", [])
     computed = {label: cells[1].ours for label, cells in data.rows}
     expected = {
-        "SPADE (WR50) | mvtec_ad | without backbone": (1.4, 1),
-        "PaDiM-R18-Rd100 | mvtec_ad | with backbone": (0.17, 2),
-        "PaDiM-WR50-Rd550 | mvtec_ad | without backbone": (3.8, 1),
-        "SPADE (WR50) | stc | with backbone": (37.0, 1),
-        "PaDiM-R18-Rd100 | stc | with backbone": (0.21, 2),
-        "PaDiM-WR50-Rd550 | stc | with backbone": (5.2, 1),
+        "SPADE (WR50), mvtec_ad, without backbone": (1.4, 1),
+        "PaDiM-R18-Rd100, mvtec_ad, with backbone": (0.17, 2),
+        "PaDiM-WR50-Rd550, mvtec_ad, without backbone": (3.8, 1),
+        "SPADE (WR50), stc, with backbone": (37.0, 1),
+        "PaDiM-R18-Rd100, stc, with backbone": (0.21, 2),
+        "PaDiM-WR50-Rd550, stc, with backbone": (5.2, 1),
     }
     for label, (value, digits) in expected.items():
         assert round(computed[label], digits) == value, label
     # the exact arithmetic of PaDiM-R18 on MVTec AD: 3136 x (100 + 100^2) x 4 + 11,689,512 x 4 bytes
-    assert computed["PaDiM-R18-Rd100 | mvtec_ad | with backbone"] == pytest.approx((3136 * 10100 + 11_689_512) * 4 / 1e9)
+    assert computed["PaDiM-R18-Rd100, mvtec_ad, with backbone"] == pytest.approx((3136 * 10100 + 11_689_512) * 4 / 1e9)
 
 
 def test_table3_matches_rows_and_marks_partial_means():
