@@ -335,6 +335,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("dataset.categories: the list is empty")
     if not ev.metrics:
         raise ConfigError(f"evaluation.metrics: at least one of {', '.join(METRIC_NAMES)}")
+    if len(set(ev.metrics)) != len(ev.metrics):
+        raise ConfigError(f"evaluation.metrics: listed twice in {ev.metrics}")
     if cfg.output.dir.strip() == "":
         raise ConfigError("output.dir: empty; give a folder")
     for m in ev.metrics:
@@ -473,7 +475,8 @@ def load_config(path: str | Path, sets: list[str] | None = None, **named: Any) -
     p = Path(path)
     data = apply_overrides(read_yaml(p), sets, **named)
     name = data.get("name") or p.stem
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-/]+", name) or ".." in name.split("/"):
+    if (not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-/]+", name) or ".." in name.split("/")
+            or not re.search(r"[A-Za-z0-9]", name)):
         raise ConfigError(f"{p}: name {name!r}: use letters, digits, '_', '-', '.' and '/' (no '..'); "
                           "it names the default output folder results/runs/<name>")
     output = data.get("output")

@@ -37,7 +37,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import metrics as M
-from .backbones import layer_channels, layer_names, load_backbone
+from .backbones import layer_names, layer_shapes, load_backbone
 from .config import RunConfig
 from .data.images import load_image
 from .data.mvtec import CategorySplit, category_kind, resolve_categories, scan_category
@@ -94,7 +94,12 @@ def check_names(cfg: RunConfig) -> None:
     if bad:
         raise ConfigError(f"method {cfg.method.name!r} needs layer {bad[0]!r}, which backbone "
                           f"{cfg.method.backbone!r} lacks. Valid: {', '.join(valid)}")
-    spec.cls.check_embedding(cfg.method.params, layer_channels(cfg.method.backbone, layers))
+    shapes = layer_shapes(cfg.method.backbone, layers, 128)
+    sides = [shapes[layer][1] for layer in cfg.method.layers]
+    if sides != sorted(sides, reverse=True):
+        raise ConfigError(f"method.layers: list them from shallow to deep (e.g. layer1, layer2, layer3), got "
+                          f"{cfg.method.layers}: the random channels are drawn over the layers in this order")
+    spec.cls.check_embedding(cfg.method.params, {k: v[0] for k, v in shapes.items()})
 
 
 def build_method(cfg: RunConfig, device: torch.device) -> Method:
@@ -150,16 +155,22 @@ def _read_json(path: Path) -> Any:
         raise PadimBenchError(f"{path}: unreadable ({e}); use --force to start over or --out elsewhere") from None
 
 
-def _finished(path: Path, run_hash: str, console: Console) -> dict[str, Any] | None:
-    """The finished category record at ``path`` if it is valid and of this run hash; a damaged
-    file is reported and recomputed, never trusted."""
+def _finished(path: Path, run_hash: str, console: Console, split: CategorySplit,
+              metrics: list[str]) -> dict[str, Any] | None:
+    """The finished category record at ``path`` if it is valid, of this run hash, of this category
+    and of the same data files; a damaged file is reported and recomputed, never trusted."""
     if not path.exists():
         return None
     try:
         rec = json.loads(path.read_text(encoding="utf-8"))
-        ok = (isinstance(rec, dict) and rec.get("run_hash") == run_hash and isinstance(rec.get("metrics"), dict)
+        ok = (isinstance(rec, dict) and rec.get("run_hash") == run_hash and rec.get("category") == split.name
+              and isinstance(rec.get("metrics"), dict) and sorted(rec["metrics"]) == sorted(set(metrics))
               and all(v is None or 0.0 <= v <= 1.0 for v in rec["metrics"].values())
               and isinstance(rec.get("time", {}).get("fit_s"), (int, float)))
+        if ok and rec.get("data_fingerprint") != data_fingerprint(split):
+            console.print(f"[yellow]warning:[/] {split.name}: the data files changed since {path} was written; "
+                          "recomputing that category", highlight=False)
+            return None
     except (OSError, ValueError, TypeError, AttributeError):
         ok, rec = False, None
     if not ok:
@@ -317,13 +328,22 @@ def run_category(
     }
 
 
+def _fingerprint(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def train_fingerprint(split: CategorySplit) -> str:
     """SHA-256 (16 hex digits) of the training files' names, sizes and modification times."""
-    h = hashlib.sha256()
-    for smp in split.train:
-        st = smp.path.stat()
-        h.update(f"{smp.path.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+    return _fingerprint([s.path for s in split.train])
+
+
+def data_fingerprint(split: CategorySplit) -> str:
+    """The same over every file of the category: training and test images and masks."""
+    return _fingerprint([p for s in split.train + split.test for p in (s.path, s.mask_path) if p is not None])
 
 
 def _save_model(method: Method, path: Path, extra: dict[str, Any]) -> None:
@@ -380,7 +400,7 @@ def run(
     with progress:
         for split in splits:
             done = cat_dir / f"{split.name}.json"
-            rec = None if force else _finished(done, cfg.run_hash(), console)
+            rec = None if force else _finished(done, cfg.run_hash(), console, split, cfg.evaluation.metrics)
             if rec is not None:
                 console.print(f"[dim]{split.name}: already done in {done}, skipped (use --force to recompute)[/]")
                 records.append(rec)
@@ -393,6 +413,7 @@ def run(
                                out / "models" if cfg.output.save_models else None, cache)
             rec["config_hash"], rec["run_hash"] = h, cfg.run_hash()
             rec["skipped_files"] = skipped[split.name]
+            rec["data_fingerprint"] = data_fingerprint(split)
             rec["method"] = {"name": cfg.method.name, "backbone": extractor.name, "weights": extractor.weights,
                              "weights_source": extractor.weights_source}
             rec["environment"] = environment(device)  # per category: a resumed run may span sessions

@@ -190,3 +190,26 @@ def test_layer_order_does_not_change_the_grid():
     m = Padim(PadimParams(d=None), Reversed())
     m.fit([images(6, 0)])
     assert tuple(m.score(images(1, 1)).shape) == (1, 8, 8)
+
+
+def test_layers_must_go_from_shallow_to_deep(tmp_path):
+    cfg = make_cfg(tmp_path / "nowhere", tmp_path / "out", method={"layers": ["layer3", "layer2", "layer1"]})
+    with pytest.raises(ConfigError, match="shallow to deep"):
+        runner.run(cfg, show_progress=False)
+
+
+def test_changed_data_or_a_misplaced_record_is_recomputed(make_mvtec, tmp_path):
+    from rich.console import Console
+
+    ds = make_mvtec(n_train=4, n_test_good=1, defects={"spot": 1})
+    out = tmp_path / "out"
+    runner.run(make_cfg(ds.root, out), show_progress=False)
+    (ds.path / "train" / "good" / "003.png").unlink()
+    log = tmp_path / "log"
+    rec = runner.run(make_cfg(ds.root, out), show_progress=False, console=Console(file=open(log, "w")))
+    assert "data files changed" in log.read_text() and rec["categories"][0]["n_train"] == 3
+    bad = json.loads((out / "categories" / "widget.json").read_text())
+    bad["category"] = "other"
+    (out / "categories" / "widget.json").write_text(json.dumps(bad))
+    rec = runner.run(make_cfg(ds.root, out), show_progress=False, console=Console(file=open(log, "w")))
+    assert rec["categories"][0]["category"] == "widget" and "damaged" in log.read_text()
