@@ -328,22 +328,26 @@ def run_category(
     }
 
 
-def _fingerprint(paths: list[Path]) -> str:
+def _fingerprint(paths: list[Path], mtime: bool) -> str:
     h = hashlib.sha256()
     for p in paths:
         st = p.stat()
-        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(f"{p.parent.name}/{p.name}\0{st.st_size}\0{st.st_mtime_ns if mtime else ''}\n".encode())
     return h.hexdigest()[:16]
 
 
 def train_fingerprint(split: CategorySplit) -> str:
-    """SHA-256 (16 hex digits) of the training files' names, sizes and modification times."""
-    return _fingerprint([s.path for s in split.train])
+    """SHA-256 (16 hex digits) of the training files' names, sizes and modification times (keys
+    the model cache: any touched file refits)."""
+    return _fingerprint([s.path for s in split.train], mtime=True)
 
 
 def data_fingerprint(split: CategorySplit) -> str:
-    """The same over every file of the category: training and test images and masks."""
-    return _fingerprint([p for s in split.train + split.test for p in (s.path, s.mask_path) if p is not None])
+    """SHA-256 (16 hex digits) of the names and sizes of every file of the category (training and
+    test images, masks): a finished category is reused only over the same files. Modification
+    times are left out so a copy of the same dataset on another machine matches."""
+    return _fingerprint([p for s in split.train + split.test for p in (s.path, s.mask_path) if p is not None],
+                        mtime=False)
 
 
 def _save_model(method: Method, path: Path, extra: dict[str, Any]) -> None:
