@@ -242,6 +242,11 @@ def run_category(
         augment = Augment(ds.augment_rotation_deg, cfg.method.seed if ds.augment_seed is None else ds.augment_seed)
 
     method.n_train_hint = len(split.train)
+    try:  # the fitted state's size, predicted from the architecture before any image is read
+        predicted = type(method).predict_state_nbytes(cfg.method.params, cfg.method.backbone, list(cfg.method.layers),
+                                                      prep.size, len(split.train))
+    except NotImplementedError:
+        predicted = None
     fingerprint = train_fingerprint(split)
     cached = _load_cached(method, cache_path, fingerprint) if cache_path is not None else None
     if cached is None:
@@ -309,6 +314,7 @@ def run_category(
         },
         "memory": {
             "state_bytes": state,
+            "predicted_state_bytes": predicted,
             "state_gb": sum(state.values()) / 1e9,
             "state_gb_without_backbone": sum(v for k, v in state.items() if k != "backbone") / 1e9,
             "fit_peak_rss_bytes": fit["fit_peak_rss_bytes"],

@@ -50,6 +50,7 @@ def test_run_writes_labelled_results_and_resumes(tmp_path, tiny_data):
         assert c["memory"]["fit_peak_rss_bytes"] > 0
         # mean + covariance + every resnet18 parameter (11,689,512), float32, 14x14 grid, d = 20
         assert c["memory"]["state_bytes"] == {"mean": 196 * 20 * 4, "cov": 196 * 400 * 4, "backbone": 11_689_512 * 4}
+        assert c["memory"]["predicted_state_bytes"] == c["memory"]["state_bytes"]  # predicted before fitting
     assert record["backbone"]["weights"] == "random"
     assert "RANDOM" in (out / "results.md").read_text()
     assert ",random," in (out / "results.csv").read_text()

@@ -122,3 +122,17 @@ def test_bank_size_follows_the_papers_table_viii_convention():
     assert round(per_image * 242 / 1e9, 1) == 1.4
     m, _ = fitted()
     assert m.state_nbytes()["bank"] == 10 * (6 * 8 * 8 + 5 * 4 * 4 + 7) * 4
+
+
+def test_predicted_bank_equals_the_fitted_bank_on_a_real_architecture():
+    """EfficientNet-Lite0 (random weights, 64 px): the bank predicted on the meta device before
+    fitting is exactly the one the fit allocates."""
+    from padim_bench.backbones import load_backbone
+
+    params = SpadeParams(k=2)
+    layers = Spade.extractor_layers(params, ["layer1", "layer2"])
+    m = Spade(params, load_backbone("efficientnet_lite0", layers, weights="random"))
+    m.n_train_hint = 3
+    m.fit([torch.rand(3, 3, 64, 64)])
+    predicted = Spade.predict_state_nbytes(params, "efficientnet_lite0", ["layer1", "layer2"], 64, 3)
+    assert predicted == m.state_nbytes()
