@@ -438,6 +438,18 @@ def run(
                 + f"; fit {rec['time']['fit_s']:.1f} s, "
                 + (f"{rec['time']['infer_s_per_image']:.3f} s/img" if rec["time"]["infer_s_per_image"] is not None else "not timed")
             )
+    # the folder's results cover every finished category of this run, not only this invocation's
+    done_here = {r["category"] for r in records}
+    for path in sorted(cat_dir.glob("*.json")):
+        if path.stem in done_here:
+            continue
+        try:
+            other = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(other, dict) and other.get("run_hash") == cfg.run_hash() and other.get("category") == path.stem:
+            records.append(other)
+    records.sort(key=lambda r: r["category"])
     record = {
         "record_version": RECORD_VERSION,
         "name": cfg.name,

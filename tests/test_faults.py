@@ -213,3 +213,12 @@ def test_changed_data_or_a_misplaced_record_is_recomputed(make_mvtec, tmp_path):
     (out / "categories" / "widget.json").write_text(json.dumps(bad))
     rec = runner.run(make_cfg(ds.root, out), show_progress=False, console=Console(file=open(log, "w")))
     assert rec["categories"][0]["category"] == "widget" and "damaged" in log.read_text()
+
+
+def test_a_subset_rerun_keeps_every_finished_category_in_the_results(make_mvtec, tmp_path):
+    ds = make_mvtec(category="aaa", n_train=3, n_test_good=1, defects={"spot": 1})
+    make_mvtec(root=ds.root, category="bbb", n_train=3, n_test_good=1, defects={"spot": 1})
+    out = tmp_path / "out"
+    runner.run(make_cfg(ds.root, out), show_progress=False)
+    rec = runner.run(make_cfg(ds.root, out, categories=["bbb"]), show_progress=False)
+    assert [c["category"] for c in rec["categories"]] == ["aaa", "bbb"]
