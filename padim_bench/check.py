@@ -13,6 +13,7 @@ from typing import Any
 
 from . import reference, tables
 from .errors import PadimBenchError
+from .output import NOT_ASKED, summary_rows
 
 DEFAULT_TOLERANCE = {"image_roc_auc": 0.1, "pixel_roc_auc": 0.1, "pro": 0.1}
 
@@ -61,17 +62,14 @@ def _cells(record: dict[str, Any]) -> dict[tuple[str, str], float | None]:
     for c in record["categories"]:
         for metric, v in c["metrics"].items():
             out[(c["category"], metric)] = None if v is None else 100.0 * v
-    for row in [r for r in tables_summary(record)]:
+    for row in summary_rows(record["categories"]):
+        if row["kind"] != "mean":
+            continue
         for metric in tables.PERCENT_METRICS:
-            if metric in row:
-                out[(f"mean: {row['name']}", metric)] = None if row[metric] is None else 100.0 * row[metric]
+            v = row.get(metric, NOT_ASKED)
+            if v != NOT_ASKED:  # a metric the run did not ask for is no cell
+                out[(f"mean: {row['name']}", metric)] = None if v is None else 100.0 * v
     return out
-
-
-def tables_summary(record: dict[str, Any]) -> list[dict[str, Any]]:
-    from .output import summary_rows
-
-    return [r for r in summary_rows(record["categories"]) if r["kind"] == "mean"]
 
 
 def against_baseline(record: dict[str, Any], baseline: dict[str, Any], tol: dict[str, float]) -> list[Comparison]:
@@ -103,7 +101,7 @@ def against_paper(record: dict[str, Any], tol: dict[str, float]) -> list[Compari
         for pc in reference.cells(table):
             if pc.row != row or pc.metric not in tol:
                 continue
-            ours, covered = tables._value(record, pc.column, pc.metric)
+            ours, covered = tables.measured_value(record, pc.column, pc.metric)
             full = tables.GROUP_SIZE.get(pc.column)
             hard = pc.tag == "2" and ours is not None and (full is None or covered == full)
             if ours is None:

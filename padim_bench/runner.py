@@ -402,7 +402,7 @@ def run(
     method = build_method(cfg, device)  # weights and d are checked here, before any fit
     out = prepare_output(cfg, force)  # only a run that can start claims the output folder
     extractor = method.extractor
-    h = cfg.config_hash()
+    h, rh = cfg.config_hash(), cfg.run_hash()
     cat_dir = out / "categories"
     records = []
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -410,7 +410,7 @@ def run(
     with progress:
         for split in splits:
             done = cat_dir / f"{split.name}.json"
-            rec = None if force else _finished(done, cfg.run_hash(), console, split, cfg.evaluation.metrics)
+            rec = None if force else _finished(done, rh, console, split, cfg.evaluation.metrics)
             if rec is not None:
                 console.print(f"[dim]{split.name}: already done in {done}, skipped (use --force to recompute)[/]")
                 records.append(rec)
@@ -421,7 +421,7 @@ def run(
             cache = Path(cfg.output.model_cache) / h / f"{split.name}.pt" if cfg.output.model_cache else None
             rec = run_category(cfg, fresh, split, device, progress,
                                out / "models" if cfg.output.save_models else None, cache)
-            rec["config_hash"], rec["run_hash"] = h, cfg.run_hash()
+            rec["config_hash"], rec["run_hash"] = h, rh
             rec["skipped_files"] = skipped[split.name]
             rec["data_fingerprint"] = data_fingerprint(split)
             rec["method"] = {"name": cfg.method.name, "backbone": extractor.name, "weights": extractor.weights,
@@ -447,14 +447,14 @@ def run(
             other = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(other, dict) and other.get("run_hash") == cfg.run_hash() and other.get("category") == path.stem:
+        if isinstance(other, dict) and other.get("run_hash") == rh and other.get("category") == path.stem:
             records.append(other)
     records.sort(key=lambda r: r["category"])
     record = {
         "record_version": RECORD_VERSION,
         "name": cfg.name,
         "config_hash": h,
-        "run_hash": cfg.run_hash(),
+        "run_hash": rh,
         "config": cfg.to_dict(),
         "backbone": {
             "name": extractor.name,

@@ -146,7 +146,7 @@ def extra_label(record: dict[str, Any]) -> str:
     return f"{m['name']}-{m['backbone']}{d}{extra} (not in the paper)"
 
 
-def _value(rec: dict[str, Any], column: str, metric: str) -> tuple[float | None, int]:
+def measured_value(rec: dict[str, Any], column: str, metric: str) -> tuple[float | None, int]:
     """Measured value of ``metric`` for ``column`` (a category or a group mean) in percent."""
     cats = rec["categories"]
     if column in GROUP_SIZE or column in (rec["config"]["dataset"]["name"], "mvtec_ad", "stc"):
@@ -227,7 +227,7 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
             for pc in pcells:
                 if (pc.row, pc.column, pc.metric) == (paper_key, column, metric) and key == paper_key:
                     cell.paper, cell.tag = pc.value, pc.tag
-            vals = [(v, n) for v, n in (_value(r, column, metric) for r in recs) if v is not None]
+            vals = [(v, n) for v, n in (measured_value(r, column, metric) for r in recs) if v is not None]
             if vals:
                 cell.ours = statistics.fmean(v for v, _ in vals)
                 cell.spread = statistics.stdev(v for v, _ in vals) if len(vals) > 1 else None
@@ -249,7 +249,7 @@ def _table6_drops(records: list[dict[str, Any]]) -> list[str]:
     backbone and d over the same categories (the paper: PaDiM -5.3, SPADE -8.8, VAE -12.2)."""
     paper = {row: value for row, value, _ in reference.load_paper()["tables"]["6"].get("drops", [])}
     labels = {k: v["label"] for k, v in reference.rows("6").items()}
-    notes = [f"paper: pixel ROC-AUC drop from Table III: " + ", ".join(f"{labels[r]} {v:+.1f}" for r, v in paper.items())]
+    notes = ["paper: pixel ROC-AUC drop from Table III: " + ", ".join(f"{labels[r]} {v:+.1f}" for r, v in paper.items())]
     key = lambda r: (r["config"]["method"]["name"], r["config"]["method"]["backbone"], r["config"]["method"].get("d"))  # noqa: E731
     for k in sorted({key(r) for r in records}, key=str):
         shifted = [r for r in records if key(r) == k and r["config"]["dataset"].get("augment", "none") != "none"]

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
-from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 

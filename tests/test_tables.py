@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -136,3 +135,13 @@ def test_tolerance_parsing():
     for bad in (["x"], ["auc=1"], ["-1"]):
         with pytest.raises(PadimBenchError):
             C.parse_tolerances(bad)
+
+
+def test_check_a_run_that_asked_for_fewer_metrics():
+    """A run without PRO (evaluation.metrics) has no PRO cells, in its categories or its means."""
+    rec = record(backbone="efficientnet_lite0")
+    for c in rec["categories"]:
+        del c["metrics"]["pro"]
+    rows = C.against_baseline(rec, rec, C.parse_tolerances(None))
+    assert rows and all(r.status == "ok" and r.metric != "pro" for r in rows)
+    assert {r.where for r in rows} >= {"bottle", "mean: all"}

@@ -309,7 +309,6 @@ class Padim(Method):
         """
         if self.params.reduction == "pca":
             self._fit_pca(batches)
-        n_parts = len(self.layers) if self.params.combine == "sum" else 1
         self.gaussians = []
         n = 0
         for images in batches:
@@ -326,7 +325,6 @@ class Padim(Method):
         for g in self.gaussians:
             g.finalize()
         self.n_train = n
-        assert len(self.gaussians) <= n_parts
 
     def _fit_pca(self, batches: Iterable[torch.Tensor]) -> None:
         """Fit scikit-learn's PCA on up to ``pca_samples`` patch embeddings drawn with the seed."""
