@@ -182,6 +182,34 @@ def test_save_and_load_give_the_same_maps(tmp_path):
         other.load_state_dict(torch.load(path, weights_only=True))
 
 
+def test_state_saved_with_the_untransposed_factor_still_loads(tmp_path):
+    """Models cached before the factor was stored transposed (``cov_inv_factor`` = L^-1) give the
+    same maps after loading: the loader transposes them."""
+    ex = FakeExtractor()
+    m = Padim(PadimParams(d=5), ex, seed=1)
+    m.fit([images(10, 0)])
+    state = m.state_dict()
+    for g in state["gaussians"]:
+        g["cov_inv_factor"] = g.pop("cov_inv_factor_t").transpose(1, 2).contiguous()
+    m2 = Padim(PadimParams(d=5), ex, seed=1)
+    m2.load_state_dict(state)
+    test = images(2, 3)
+    assert torch.equal(m.score(test), m2.score(test))
+
+
+@pytest.mark.parametrize("acc", ["float64", "float32"])
+def test_fit_memory_chunks_give_the_same_model(acc):
+    """Chunk size of the co-moment (and of the factorisation) does not change the model: float64
+    chunks freed one by one, float32 chunks overwritten in place."""
+    ex = FakeExtractor()
+    a = Padim(PadimParams(d=None, chunk_mb=1, accumulate_dtype=acc), ex, seed=2)  # 16 channels: 488 positions per 1 MB float64 chunk
+    b = Padim(PadimParams(d=None, chunk_mb=64, accumulate_dtype=acc), ex, seed=2)
+    for m in (a, b):
+        m.fit([images(9, 0, 128), images(5, 1, 128)])
+    assert len(a.gaussians[0].mean) == 32 * 32 > 2 * (1e6 // (16 * 16 * 8))  # three chunks were used
+    torch.testing.assert_close(a.cov_inv_factor, b.cov_inv_factor, rtol=1e-6, atol=1e-7)
+
+
 def test_state_size_follows_the_papers_table_viii_arithmetic():
     """P x (d + d^2) x 4 bytes for mean and covariance (paper's Table VIII convention)."""
     ex = FakeExtractor()
