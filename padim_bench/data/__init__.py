@@ -1,1 +1,1 @@
-"""Datasets: MVTec AD loading and the embedded demo dataset."""
+"""Datasets: MVTec AD and ShanghaiTech Campus loading, the embedded demo dataset and the synthetic STC."""
