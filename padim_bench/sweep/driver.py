@@ -1,0 +1,326 @@
+"""``padim-bench sweep``: plan, show (dry run) and run a sweep with one progress display.
+
+Results: every job writes its category record into its run folder (atomically, by the runner);
+the sweep keeps ``<sweep folder>/sweep.json`` (every job: status, predicted and measured memory,
+time, host, error) and ``<sweep folder>/_errors/<job>.json`` for each failed job (error type,
+message, traceback tail). A re-run skips finished jobs before scheduling anything.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..errors import PadimBenchError
+from ..output import atomic_write_json
+from .execute import (MEMORY_FRACTION, LocalBackend, MemoryScheduler, RayBackend, cpu_cores, drive, import_ray,
+                      ray_nodes)
+from .memory import available_memory_bytes
+from .plan import INDEX_NAME, Job, SweepPlan, consolidate_run, job_row
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did: job ids done, failed (with their error records), refused, skipped."""
+
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    executor: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.2f}"
+
+
+def _values_text(job: Job) -> str:
+    parts = [f"{k}={v}" for k, v in job.run.values.items()]
+    return " ".join(parts)
+
+
+def local_sizing(plan: SweepPlan, jobs: int | None, threads: int | None, memory_gb: float | None) -> dict[str, Any]:
+    """The local executor's budget, concurrency and threads for the jobs left to run (module doc of
+    :mod:`padim_bench.sweep.execute`)."""
+    cores = cpu_cores()
+    avail = available_memory_bytes()
+    budget = int(memory_gb * 1e9) if memory_gb else int(avail * MEMORY_FRACTION)
+    todo = [j for j in plan.todo if j.data_error is None]
+    biggest = max((j.memory_bytes for j in todo), default=0)
+    per_job = max([j.config.runtime.threads or 0 for j in todo] + [threads or 0]) or 1  # threads asked for
+    if jobs:
+        slots = jobs
+    else:
+        slots = max(1, min(cores // per_job, len(todo) or 1, budget // biggest if biggest else cores))
+    return {"executor": "local", "cores": cores, "available_bytes": avail, "budget_bytes": budget,
+            "budget_rule": f"--memory-gb {memory_gb}" if memory_gb else f"MemAvailable x {MEMORY_FRACTION}",
+            "slots": int(slots), "threads": int(threads or max(1, cores // slots))}
+
+
+def dry_run_table(plan: SweepPlan, sizing: dict[str, Any]) -> tuple[Table, list[str]]:
+    """The dry run: every job with its axis values, image counts, predicted memory and status; and
+    the summary lines (totals, the local executor's sizing on this machine)."""
+    t = Table(title=escape(f"sweep {plan.path}: {len(plan.jobs)} jobs -> {plan.out}"),
+              caption="memory: predicted peak resident memory of the job's process, GB = 1e9 bytes "
+                      "(padim_bench/sweep/memory.py); * image counts not scanned here (MVTec AD paper's, or assumed)",
+              caption_justify="left")
+    for col in ("job", "variant", "axes", "category", "train / test", "memory GB", "status"):
+        t.add_column(col, justify="right" if col in ("train / test", "memory GB") else "left",
+                     overflow="fold", no_wrap=col in ("train / test", "memory GB", "category"))
+    for j in plan.jobs:
+        star = "" if j.counts == "scanned" else "*"
+        style = {"finished": "dim", "conflict": "red"}.get(j.status)
+        t.add_row(escape(j.id), escape(j.run.variant), escape(_values_text(j)), escape(j.category),
+                  f"{j.n_train} / {j.n_test}{star}", _gb(j.memory_bytes), escape(j.status), style=style)
+    todo = plan.todo
+    n_fin = sum(j.status == "finished" for j in plan.jobs)
+    n_conf = sum(j.status == "conflict" for j in plan.jobs)
+    lines = [f"{len(plan.jobs)} jobs: {n_fin} finished (skipped), {len(todo)} to run"
+             + (f", {n_conf} in folders of another run (need --force or another --out)" if n_conf else "")]
+    if plan.jobs:
+        biggest = max(plan.jobs, key=lambda j: j.memory_bytes)
+        lines.append(f"predicted memory per job: {_gb(min(j.memory_bytes for j in plan.jobs))} to "
+                     f"{_gb(biggest.memory_bytes)} GB (largest: {biggest.id}: "
+                     + ", ".join(f"{k} {_gb(v)}" for k, v in biggest.memory.parts.items()) + ")")
+    if todo:
+        lines.append(f"to run: {len(todo)} jobs, {_gb(sum(j.memory_bytes for j in todo))} GB if all ran at once")
+    big = [j for j in todo if j.memory_bytes > sizing["budget_bytes"]]
+    lines.append(f"local executor here: {sizing['cores']} cores, budget {_gb(sizing['budget_bytes'])} GB "
+                 f"({sizing['budget_rule']}; MemAvailable {_gb(sizing['available_bytes'])} GB), up to "
+                 f"{sizing['slots']} job(s) at once x {sizing['threads']} torch thread(s)"
+                 + (f"; {len(big)} job(s) larger than the budget would be refused" if big else ""))
+    missing = sorted({j.category for j in plan.jobs if j.counts != "scanned"})
+    if missing:
+        lines.append(f"not scanned here (counts from the MVTec AD paper or assumed): {', '.join(missing)}")
+    lines += plan.notes
+    return t, lines
+
+
+class _Index:
+    """``sweep.json``: the plan plus each job's outcome, rewritten atomically as jobs end."""
+
+    def __init__(self, plan: SweepPlan, executor: dict[str, Any]):
+        self.plan = plan
+        self.rows = {j.id: job_row(j) for j in plan.jobs}
+        self.executor = executor
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        self.rows[job_id].update(fields)
+
+    def write(self) -> None:
+        atomic_write_json(self.plan.out / INDEX_NAME, {
+            "sweep_file": str(self.plan.path),
+            "updated_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "executor": self.executor,
+            "jobs": list(self.rows.values()),
+        })
+
+
+def run_sweep(plan: SweepPlan, *, executor: str = "local", address: str | None = None, jobs: int | None = None,
+              threads: int | None = None, memory_gb: float | None = None, allow_oversize: bool = False,
+              force: bool = False, console: Console | None = None, show_progress: bool = True) -> SweepResult:
+    """Run every ``todo`` job of ``plan`` with the local process pool or Ray (see
+    :mod:`padim_bench.sweep.execute`); failures are recorded and do not stop the others.
+
+    Raises:
+        PadimBenchError: a job's folder holds another run (without ``force``), an unknown
+            executor, Ray missing or unreachable. Failed jobs do not raise: see
+            :attr:`SweepResult.failed`.
+    """
+    console = console or Console(stderr=True)
+    conflicts = [j for j in plan.jobs if j.status == "conflict"]
+    if conflicts and not force:
+        folders = sorted({str(j.folder) for j in conflicts})
+        raise PadimBenchError(f"{len(folders)} run folder(s) hold a run of another configuration or runtime settings: "
+                              f"{', '.join(folders)} ({conflicts[0].reason}); use --out for a new sweep folder, "
+                              "or --force to overwrite")
+    if force:
+        for j in conflicts:
+            j.status = "todo"
+    if executor not in ("local", "ray"):
+        raise PadimBenchError(f"--executor {executor!r}: use local or ray")
+    result = SweepResult(skipped=[j.id for j in plan.jobs if j.status == "finished"])
+    todo = plan.todo
+    cwd = os.getcwd()
+    started_ray = False
+    if executor == "local":
+        sizing = local_sizing(plan, jobs, threads, memory_gb)
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        for j in todo:
+            j.needs_gpu = j.config.runtime.device == "cuda" or (j.config.runtime.device == "auto" and gpus > 0)
+        scheduler = MemoryScheduler(sizing["budget_bytes"], sizing["slots"], gpus)
+        limit, limit_text = sizing["budget_bytes"], f"the memory budget {_gb(sizing['budget_bytes'])} GB ({sizing['budget_rule']})"
+    else:
+        ray = import_ray()
+        if not ray.is_initialized():
+            try:
+                if address:  # an existing cluster: its own resources and settings
+                    ray.init(address=address, log_to_driver=False)
+                else:  # a local instance on this machine, stopped at the end
+                    ray.init(log_to_driver=False, include_dashboard=False)
+            except Exception as e:  # noqa: BLE001 - ConnectionError and Ray's own errors
+                raise PadimBenchError(f"ray: cannot connect to {address or 'a new local cluster'}: {e}") from None
+            started_ray = True
+        nodes = ray_nodes(ray)
+        if not nodes:
+            raise PadimBenchError("ray: the cluster has no live node")
+        max_mem = int(max(n.get("memory", 0) for n in nodes))
+        max_cpu = int(max(n.get("CPU", 1) for n in nodes))
+        has_gpu = any(n.get("GPU", 0) > 0 for n in nodes)
+        per_job_threads = max(1, min(threads or 1, max_cpu))
+        sizing = {"executor": "ray", "address": address, "nodes": len(nodes), "largest_node_memory_bytes": max_mem,
+                  "largest_node_cpus": max_cpu, "gpus": has_gpu, "threads": per_job_threads}
+        for j in todo:
+            j.needs_gpu = j.config.runtime.device == "cuda" or (j.config.runtime.device == "auto" and has_gpu)
+        scheduler = MemoryScheduler(budget_bytes=2**62, slots=len(todo) or 1, gpu_slots=len(todo) or 1)  # Ray schedules
+        limit, limit_text = max_mem, f"the largest Ray node's memory resource {_gb(max_mem)} GB"
+    result.executor = sizing
+
+    def job_threads(job: Job) -> int:
+        return job.config.runtime.threads or sizing["threads"]
+
+    def spec_of(job: Job) -> dict[str, Any]:
+        return {"id": job.id, "config": job.config, "category": job.category, "threads": job_threads(job),
+                "force": force or job.reason == "--force", "cwd": cwd, "error_file": str(plan.error_file(job))}
+
+    def resources_of(job: Job) -> dict[str, Any]:
+        return {"num_cpus": min(job_threads(job), sizing.get("largest_node_cpus", job_threads(job))),
+                "num_gpus": 1 if job.needs_gpu else 0, "memory": int(min(job.memory_bytes, limit))}
+
+    index = _Index(plan, sizing)
+    alone_ok: set[str] = set()
+    runnable = []
+
+    def refuse(job: Job, error_type: str, message: str) -> None:
+        """A job that fails before it starts (its data, its memory): recorded like any failure."""
+        from .worker import write_error
+
+        err = {"id": job.id, "category": job.category, "status": "failed", "error_type": error_type,
+               "message": message, "traceback": "",
+               "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        write_error(plan.error_file(job), err)
+        result.failed[job.id] = err
+        index.update(job.id, status="failed", error_type=error_type, message=message,
+                     error_file=str(plan.error_file(job)))
+
+    for j in todo:
+        if j.data_error is not None:  # the runner would raise the same before loading anything
+            refuse(j, j.data_error_type or "DataError", j.data_error)
+            continue
+        if j.memory_bytes > limit:
+            if not allow_oversize:
+                refuse(j, "MemoryRefused", f"predicted {_gb(j.memory_bytes)} GB is more than {limit_text}; "
+                       "--allow-oversize runs it anyway" + (" (alone)" if executor == "local" else ""))
+                continue
+            alone_ok.add(j.id)
+        runnable.append(j)
+
+    remaining_in_run: dict[str, int] = {}
+    for j in runnable:
+        remaining_in_run[j.run.run_name] = remaining_in_run.get(j.run.run_name, 0) + 1
+    durations: list[float] = []
+    state = {"running": 0, "done": 0, "failed": len(result.failed), "failed_run": 0}
+    progress = Progress(TextColumn("[bold]sweep[/]"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("running {task.fields[running]}, failed {task.fields[failed]}"),
+                        TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
+                        console=console, disable=not show_progress, transient=False)
+    task = progress.add_task("sweep", total=len(runnable), running=0, failed=0, eta="--")
+
+    def refresh() -> None:
+        left = len(runnable) - state["done"] - state["failed_run"]
+        eta = "--"
+        if durations:
+            mean = statistics.fmean(durations)
+            eta_s = mean * (left - state["running"] / 2) / max(1, state["running"] or 1)
+            eta = f"{int(max(0, eta_s)) // 60}:{int(max(0, eta_s)) % 60:02d}"
+        progress.update(task, completed=state["done"] + state["failed_run"], running=state["running"],
+                        failed=state["failed"], eta=eta)
+
+    def on_start(job: Job) -> None:
+        state["running"] += 1
+        index.update(job.id, status="running", threads=job_threads(job))
+        refresh()
+
+    def on_done(job: Job, res: dict[str, Any]) -> None:
+        state["running"] -= 1
+        result.results[job.id] = res
+        fields = {k: res.get(k) for k in ("seconds", "peak_rss_bytes", "host", "torch_threads")}
+        if res.get("status") == "done":
+            state["done"] += 1
+            result.done.append(job.id)
+            durations.append(float(res.get("seconds") or 0.0))
+            plan.error_file(job).unlink(missing_ok=True)
+            m = res.get("metrics") or {}
+            shown = ", ".join(f"{k} {'undefined' if v is None else f'{100 * v:.1f}'}" for k, v in m.items())
+            progress.console.print(f"[green]done[/] {escape(job.id)}: {escape(shown)} ({res.get('seconds', 0):.0f} s)",
+                                   highlight=False)
+            index.update(job.id, status="done", metrics=m, **fields)
+        else:
+            state["failed"] += 1
+            state["failed_run"] += 1
+            res.setdefault("id", job.id)
+            if not plan.error_file(job).exists():  # the worker could not write it (its process died)
+                from .worker import write_error
+
+                write_error(plan.error_file(job), res)
+            result.failed[job.id] = res
+            progress.console.print(f"[bold red]FAILED[/] {escape(job.id)}: {escape(str(res.get('error_type')))}: "
+                                   f"{escape(str(res.get('message')))}", highlight=False)
+            index.update(job.id, status="failed", error_type=res.get("error_type"), message=res.get("message"),
+                         error_file=str(plan.error_file(job)), **fields)
+        for w in res.get("warnings") or []:
+            progress.console.print(f"[yellow]warning:[/] {escape(job.id)}: {escape(w)}", highlight=False)
+        remaining_in_run[job.run.run_name] -= 1
+        if remaining_in_run[job.run.run_name] == 0:
+            consolidate_run(job.folder, job.run.config)
+        index.write()
+        refresh()
+
+    plan.out.mkdir(parents=True, exist_ok=True)
+    index.write()
+    if executor == "local":
+        backend: Any = LocalBackend(job_threads, spec_of)
+    else:
+        backend = RayBackend(spec_of, resources_of, ray=ray)
+    try:
+        with progress:
+            refresh()
+            drive(runnable, scheduler, backend.submit, backend.wait_any, on_start, on_done, alone_ok)
+    except KeyboardInterrupt:
+        backend.shutdown()
+        raise
+    finally:
+        if started_ray:
+            ray.shutdown()
+    touched = {j.run.run_name for j in runnable}
+    for r in plan.runs:  # untouched runs too: a results.json may lack categories written by jobs of a killed sweep
+        consolidate_run(Path(r.config.output.dir), r.config, only_if_incomplete=r.run_name not in touched)
+    index.write()
+    return result
+
+
+def summary_lines(plan: SweepPlan, result: SweepResult) -> list[str]:
+    """One line per failure, then the totals and where the results are."""
+    lines = []
+    for job_id, err in result.failed.items():
+        lines.append(f"FAILED {job_id}: {err.get('error_type')}: {err.get('message')}")
+    lines.append(f"{len(result.done)} done, {len(result.failed)} failed, {len(result.skipped)} already finished; "
+                 f"results in {plan.out} (index {plan.out / INDEX_NAME}"
+                 + (f", errors in {plan.out / '_errors'}" if result.failed else "") + ")")
+    return lines
+

@@ -1,0 +1,256 @@
+"""A sweep file expanded into jobs: one job = one category of one run folder.
+
+A sweep file is an experiment file (:func:`padim_bench.config.load_experiments`): a base config
+(``extends``), ``variants`` (each may ``extends`` its own base: PaDiM-R18, SPADE, ...), ``axes``
+(any dotted key over a list of values, cartesian product) and ``seeds``. Every run keeps its own
+folder ``<sweep folder>/<variant>[_<axis value>...]`` and every category of a run is a separate
+job writing ``categories/<category>.json`` into that folder, so a run folder reads exactly like
+one made by ``padim-bench run`` (the tables average its categories) and is resumed the same way.
+
+Before anything is scheduled every job's status is known: ``finished`` (its category record has
+the same run hash and data files: skipped), ``todo``, or ``conflict`` (its folder holds a run of
+another configuration: never overwritten without ``--force``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import ExperimentRun, RunConfig, expand_experiments
+from ..errors import ConfigError, DataError, PadimBenchError
+from .memory import FALLBACK_COUNTS, MVTEC_COUNTS, PROCESS_BYTES, MemoryEstimate, predict_job_memory
+
+INDEX_NAME = "sweep.json"  # never results.json: the tables read only run folders
+ERRORS_DIR = "_errors"
+
+
+@dataclass
+class Job:
+    """One category of one run.
+
+    Attributes:
+        id: ``<run>/<category>`` (unique in the sweep).
+        run: the run (variant, axis values and its full config over all its categories).
+        category: the category this job fits and evaluates.
+        config: the run's config restricted to ``category`` (same config and run hash).
+        n_train, n_test: image counts used for the memory prediction; ``counts`` says where
+            they come from: ``scanned``, ``MVTec AD paper`` or ``assumed``.
+        memory: predicted peak resident memory (bytes; see :mod:`padim_bench.sweep.memory`).
+        status: ``finished``, ``todo`` or ``conflict``; ``reason`` explains it.
+        data_error: why the category folder could not be scanned (the job then fails with the
+            runner's own error when it runs).
+    """
+
+    id: str
+    run: ExperimentRun
+    category: str
+    config: RunConfig
+    n_train: int
+    n_test: int
+    counts: str
+    memory: MemoryEstimate
+    status: str = "todo"
+    reason: str = ""
+    data_error: str | None = None
+    data_error_type: str | None = None
+    needs_gpu: bool = False
+
+    @property
+    def folder(self) -> Path:
+        """The run folder this job writes into."""
+        return Path(self.config.output.dir)
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.memory.total
+
+
+@dataclass
+class SweepPlan:
+    """Every job of a sweep file, with the sweep's folder (where ``sweep.json`` and ``_errors/``
+    live) and the runs' full configs."""
+
+    path: Path
+    out: Path
+    runs: list[ExperimentRun]
+    jobs: list[Job] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def todo(self) -> list[Job]:
+        return [j for j in self.jobs if j.status == "todo"]
+
+    def error_file(self, job: Job) -> Path:
+        """Where a failure of ``job`` is recorded: ``<sweep>/_errors/<run>__<category>.json``."""
+        return self.out / ERRORS_DIR / (re.sub(r"[^A-Za-z0-9_.+\-]+", "__", job.id) + ".json")
+
+
+def _sweep_folder(runs: list[ExperimentRun]) -> Path:
+    if len(runs) == 1 and runs[0].variant == "":
+        return Path(runs[0].config.output.dir)  # a plain config: its own folder
+    return Path(runs[0].config.output.dir).parent
+
+
+def _run_categories(cfg: RunConfig, dry_run: bool, notes: list[str]) -> list[str]:
+    """The run's categories: the listed ones (a missing folder makes that job fail, not the
+    sweep), or every folder under the root for ``all``."""
+    from ..data.mvtec import MVTEC_CATEGORIES, resolve_categories
+
+    wanted = cfg.dataset.categories
+    root = Path(cfg.dataset.root)
+    if not root.is_dir():
+        if not dry_run:
+            raise PadimBenchError(f"dataset.root {root} not found (run {cfg.name}); every worker must see the data "
+                                  "at this path: use --data-root")
+        note = f"dataset.root {root} not found"
+        if wanted == "all":
+            if cfg.dataset.name != "mvtec_ad":
+                raise PadimBenchError(f"{note}: cannot list the categories of run {cfg.name}")
+            wanted = list(MVTEC_CATEGORIES)
+            note += ": its 15 MVTec AD categories assumed"
+        if note not in notes:
+            notes.append(note)
+        return list(wanted)
+    if wanted == "all":
+        return resolve_categories(root, wanted)
+    return list(dict.fromkeys([wanted] if isinstance(wanted, str) else wanted))
+
+
+def plan_sweep(path: str | Path, sets: list[str] | None = None, *, dry_run: bool = False, force: bool = False,
+               process_bytes: int = PROCESS_BYTES, **named: Any) -> SweepPlan:
+    """Expand a sweep file into jobs, predict each job's memory and find the finished ones.
+
+    Args:
+        path: a sweep (experiment) file or a plain config.
+        sets, named: command-line overrides, as :func:`padim_bench.config.load_experiments`.
+        dry_run: tolerate a missing data root (categories and counts of MVTec AD are assumed).
+        force: mark every job ``todo`` (recompute; folders of another run are overwritten).
+        process_bytes: the per-process constant of the memory prediction.
+
+    Raises:
+        ConfigError: a malformed sweep file (see ``load_experiments``), unknown names.
+        PadimBenchError: a missing data root (unless ``dry_run``).
+    """
+    from ..data.mvtec import list_categories, scan_category
+    from ..runner import check_names, finished_record
+
+    runs = expand_experiments(path, sets, **named)
+    plan = SweepPlan(Path(path), _sweep_folder(runs), runs)
+    splits: dict[tuple[str, str], Any] = {}
+    folders: dict[Path, str] = {}
+    for r in runs:
+        folder = Path(r.config.output.dir)
+        if folder in folders:
+            raise ConfigError(f"{path}: runs {folders[folder]} and {r.run_name} share the folder {folder}")
+        folders[folder] = r.run_name
+        check_names(r.config)  # method, backbone, layers and d: before any job exists
+        other = _other_run_hash(folder, r.config.run_hash())
+        for category in _run_categories(r.config, dry_run, plan.notes):
+            key = (str(Path(r.config.dataset.root).resolve()), category)
+            if key not in splits:
+                if not (Path(r.config.dataset.root) / category).is_dir():
+                    found = ", ".join(list_categories(r.config.dataset.root)) if Path(r.config.dataset.root).is_dir() else "none"
+                    splits[key] = DataError(f"dataset.categories: {category} not found under {r.config.dataset.root}. "
+                                            f"Available: {found}")
+                else:
+                    try:
+                        splits[key] = scan_category(r.config.dataset.root, category)
+                    except (PadimBenchError, OSError) as e:
+                        splits[key] = e
+            split = splits[key]
+            if isinstance(split, Exception):
+                known = MVTEC_COUNTS.get(category) if r.config.dataset.name == "mvtec_ad" else None
+                n_train, n_test = known or FALLBACK_COUNTS
+                counts, data_error = ("MVTec AD paper" if known else "assumed"), str(split)
+            else:
+                n_train, n_test, counts, data_error = len(split.train), len(split.test), "scanned", None
+            cfg = dataclasses.replace(r.config, dataset=dataclasses.replace(r.config.dataset, categories=[category]))
+            job = Job(f"{r.run_name}/{category}", r, category, cfg, n_train, n_test, counts,
+                      predict_job_memory(cfg, n_train, n_test, process_bytes), data_error=data_error,
+                      data_error_type=type(split).__name__ if data_error else None)
+            if force:
+                job.status, job.reason = "todo", "--force"
+            elif other is not None:
+                job.status, job.reason = "conflict", f"{folder} holds a run with run hash {other}, this one {cfg.run_hash()}"
+            elif data_error is None and finished_record(cfg, split) is not None:
+                job.status, job.reason = "finished", "category record of this run hash and data files"
+            else:
+                job.status, job.reason = "todo", "no category record" if data_error is None else "data not scanned"
+            plan.jobs.append(job)
+    _results_present(plan)
+    return plan
+
+
+def _other_run_hash(folder: Path, run_hash: str) -> str | None:
+    """The run hash of another run held by ``folder`` (its ``run.json``), or None."""
+    info = folder / "run.json"
+    if not info.is_file():
+        return None
+    try:
+        old = json.loads(info.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "unreadable run.json"
+    have = old.get("run_hash") if isinstance(old, dict) else None
+    return None if have == run_hash else str(have)
+
+
+def _results_present(plan: SweepPlan) -> None:
+    """A run whose categories are all finished but whose ``results.json`` is missing gets one job
+    back (the runner skips the finished category and writes the run's files)."""
+    by_run: dict[str, list[Job]] = {}
+    for j in plan.jobs:
+        by_run.setdefault(j.run.run_name, []).append(j)
+    for jobs in by_run.values():
+        if all(j.status == "finished" for j in jobs) and not (jobs[0].folder / "results.json").is_file():
+            jobs[0].status, jobs[0].reason = "todo", "results.json missing (finished categories are reused)"
+
+
+def consolidate_run(folder: Path, run_cfg: RunConfig, only_if_incomplete: bool = False) -> bool:
+    """Rewrite a run folder's ``results.json`` (and ``.csv``, ``.md``, ``run.json``) so that it
+    covers every finished category record of the run hash, with the run's full config. Jobs of one
+    run finish in any order and each writes ``results.json`` as it ends; this settles the race.
+    With ``only_if_incomplete``, a ``results.json`` that already lists every finished category is
+    left untouched (a sweep that ran nothing in a folder changes no file there).
+
+    Returns:
+        False when nothing was written (no ``results.json`` of this run hash, or complete).
+    """
+    from ..output import atomic_write_json, write_run_files
+
+    res = folder / "results.json"
+    rh = run_cfg.run_hash()
+    try:
+        record = json.loads(res.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(record, dict) or record.get("run_hash") != rh:
+        return False
+    cats = {}
+    for p in sorted((folder / "categories").glob("*.json")):
+        try:
+            rec = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and rec.get("run_hash") == rh and rec.get("category") == p.stem:
+            cats[p.stem] = rec
+    listed = [c.get("category") for c in record.get("categories", []) if isinstance(c, dict)]
+    if only_if_incomplete and listed == sorted(cats):
+        return False
+    record["categories"] = [cats[c] for c in sorted(cats)]
+    record["config"] = run_cfg.to_dict()
+    write_run_files(folder, record)
+    atomic_write_json(folder / "run.json", {"config_hash": run_cfg.config_hash(), "run_hash": rh, "config": run_cfg.to_dict()})
+    return True
+
+
+def job_row(job: Job) -> dict[str, Any]:
+    """Plain-data summary of a job for ``sweep.json``."""
+    return {"id": job.id, "run": job.run.run_name, "variant": job.run.variant, "values": job.run.values,
+            "category": job.category, "folder": str(job.folder), "run_hash": job.config.run_hash(),
+            "status": job.status, "reason": job.reason, "n_train": job.n_train, "n_test": job.n_test,
+            "counts": job.counts, "predicted_bytes": job.memory.total, "predicted_parts": job.memory.parts}
