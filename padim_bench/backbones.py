@@ -15,6 +15,7 @@ time/memory runs). Checkpoints are read with ``torch.load(weights_only=True)`` o
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import os
 import re
@@ -217,6 +218,13 @@ def layer_shapes(name: str, layers: Sequence[str], size: int = 224) -> dict[str,
     Raises:
         ConfigError: unknown backbone or layer.
     """
+    return dict(_layer_shapes(name, tuple(layers), int(size)))
+
+
+@functools.lru_cache(maxsize=256)
+def _layer_shapes(name: str, layers: tuple[str, ...], size: int) -> dict[str, tuple[int, int, int]]:
+    """:func:`layer_shapes`, cached (a meta-device forward takes a fraction of a second; sweeps
+    and tables ask for the same shapes many times)."""
     spec = BACKBONES.get(name)
     layers = _check_layers(spec, layers)
     with torch.device("meta"):
@@ -235,9 +243,10 @@ def layer_channels(name: str, layers: Sequence[str]) -> dict[str, int]:
     return {k: v[0] for k, v in layer_shapes(name, layers, 128).items()}
 
 
+@functools.lru_cache(maxsize=64)
 def full_param_count(name: str) -> int:
     """Parameters of the whole classification network (Table VIII convention), from the
-    architecture on the ``meta`` device."""
+    architecture on the ``meta`` device (cached)."""
     with torch.device("meta"):
         return sum(p.numel() for p in _architecture(BACKBONES.get(name)).parameters())
 

@@ -102,7 +102,7 @@ def against_paper(record: dict[str, Any], tol: dict[str, float]) -> list[Compari
             if pc.row != row or pc.metric not in tol:
                 continue
             ours, covered = tables.measured_value(record, pc.column, pc.metric)
-            full = tables.GROUP_SIZE.get(pc.column)
+            full = tables.group_size(pc.column, record["config"]["dataset"].get("name"))
             hard = pc.tag == "2" and ours is not None and (full is None or covered == full)
             if ours is None:
                 status = "info"

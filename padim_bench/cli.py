@@ -22,7 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Reproduce and benchmark the PaDiM paper's tables (PaDiM, SPADE, VAE) on MVTec AD "
-    "and folders in its layout (STC is planned).",
+    "(and folders in its layout) and ShanghaiTech Campus (STC).",
 )
 out_console = Console()
 err_console = Console(stderr=True)
@@ -40,7 +40,7 @@ SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override any
 
 
 def _fail(e: Exception) -> None:
-    err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)  # "[ray]" is text
     raise typer.Exit(2)
 
 
@@ -62,11 +62,19 @@ def run(
     set_: SetOpt = None,
     force: Annotated[bool, typer.Option("--force", help="recompute finished categories and overwrite the output folder")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
+    force_memory: Annotated[bool, typer.Option(
+        "--force-memory", help="fit even when the predicted memory exceeds what is available "
+        "(runtime.allow_memory_over: true)")] = False,
+    report: Annotated[bool, typer.Option(
+        "--report", help="also write the HTML report and its figures into OUT/report at the end "
+                         "(output.report: true)")] = False,
 ) -> None:
     """Fit and evaluate the configured method on every category; print and save the table.
 
     Results go to the output folder as results.json (everything), results.csv and results.md.
-    Re-running the same command resumes: finished categories are skipped.
+    Re-running the same command resumes: finished categories are skipped. Before anything is
+    loaded, each fit's memory is predicted; a run that will not fit stops with the figures unless
+    --force-memory.
     """
     from .config import load_experiments
     from .output import rich_table
@@ -74,7 +82,9 @@ def run(
 
     _show_warnings()
     try:
-        cfgs = load_experiments(config, set_, data_root=data_root, categories=categories, device=device, out=out,
+        sets = list(set_ or []) + (["runtime.allow_memory_over=true"] if force_memory else [])
+        sets += ["output.report=true"] if report else []
+        cfgs = load_experiments(config, sets, data_root=data_root, categories=categories, device=device, out=out,
                                 weights=weights)
         if any(c.method.weights == "random" for c in cfgs):
             err_console.print("[bold yellow]RANDOM backbone weights[/] (asked for): time and memory figures only")
@@ -92,15 +102,72 @@ def run(
 
 
 @app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="sweep file: an experiment YAML with variants / axes / seeds (see configs/paper/)")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the jobs, their predicted memory and status; run nothing")] = False,
+    executor: Annotated[str, typer.Option("--executor", help="local (a process pool on this machine) or ray")] = "local",
+    address: Annotated[Optional[str], typer.Option("--address", help="ray: 'auto' or HOST:PORT of a running cluster (default: start a local one)")] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", min=1, help="local: jobs at once (default: cores, limited by memory)")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch threads per job when runtime.threads is null (default: local cores / jobs, ray 1)")] = None,
+    memory_gb: Annotated[Optional[float], typer.Option("--memory-gb", min=0.1, help="local: memory budget in GB (1e9 bytes) instead of 0.9 x MemAvailable")] = None,
+    allow_oversize: Annotated[bool, typer.Option("--allow-oversize", help="run jobs predicted larger than the budget (alone) instead of refusing them")] = False,
+    data_root: DataRootOpt = None,
+    categories: CategoriesOpt = None,
+    device: DeviceOpt = None,
+    out: Annotated[Optional[str], typer.Option("--out", help="the sweep's results folder (overrides output.dir)")] = None,
+    weights: WeightsOpt = None,
+    set_: SetOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="recompute finished jobs; overwrite folders of another run")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress display")] = False,
+) -> None:
+    """Run every job of a sweep (variants x axes x seeds x categories), locally or on Ray.
+
+    One job = one category of one run; each writes its record into its run folder under the
+    sweep's folder, so `padim-bench table N FOLDER` reads the sweep. Finished jobs are skipped;
+    a failed job is recorded (FOLDER/_errors/) and the others go on; exit status 1 if any failed.
+    """
+    from .sweep.driver import dry_run_table, local_sizing, run_sweep, summary_lines
+    from .sweep.plan import plan_sweep
+
+    _show_warnings()
+    try:
+        plan = plan_sweep(sweep_file, set_, dry_run=dry_run, force=force, data_root=data_root,
+                          categories=categories, device=device, out=out, weights=weights)
+        if any(j.config.method.weights == "random" for j in plan.jobs):
+            err_console.print("[bold yellow]RANDOM backbone weights[/] (asked for): time and memory figures only")
+        if dry_run:
+            table_, lines = dry_run_table(plan, local_sizing(plan, jobs, threads, memory_gb))
+            out_console.print(table_)
+            for line in lines:
+                out_console.print(escape(line), highlight=False)
+            return
+        result = run_sweep(plan, executor=executor, address=address, jobs=jobs, threads=threads,
+                           memory_gb=memory_gb, allow_oversize=allow_oversize, force=force,
+                           console=err_console, show_progress=not quiet)
+    except PadimBenchError as e:
+        _fail(e)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: finished jobs are saved; re-run the same command to resume")
+        raise typer.Exit(130)
+    for line in summary_lines(plan, result):
+        (err_console if line.startswith("FAILED") else out_console).print(escape(line), highlight=False, soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo(
     out: Annotated[str, typer.Option("--out", help="output folder of the demo run")] = "results/demo/run",
     data_dir: Annotated[str, typer.Option("--data-dir", help="where the demo dataset is generated")] = "results/demo/data",
     force: Annotated[bool, typer.Option("--force", help="recompute a finished demo")] = False,
+    stc: Annotated[bool, typer.Option("--stc", help="the synthetic ShanghaiTech Campus demo instead "
+                                                   "(videos of moving shapes, anomalous objects in the test clips)")] = False,
 ) -> None:
     """Run PaDiM with the real ImageNet EfficientNet-Lite0 on an embedded, offline demo dataset.
 
     The dataset is made from scikit-image's texture photographs (brick, grass, gravel) with
-    synthetic defects and exact masks; it runs in a few minutes on a laptop CPU.
+    synthetic defects and exact masks; it runs in a few minutes on a laptop CPU. With --stc: a
+    synthetic dataset in the exact STC layout (padim_bench.data.stc_synth), STC protocol.
     """
     from .config import load_config
     from .data.demo import make_demo_dataset
@@ -108,9 +175,15 @@ def demo(
     from .runner import run as run_experiment
 
     _show_warnings()
-    cfg_path = Path(__file__).parent / "demo.yaml"
+    cfg_path = Path(__file__).parent / ("demo_stc.yaml" if stc else "demo.yaml")
     try:
-        root = make_demo_dataset(data_dir)
+        if stc:
+            from .data.stc_synth import generate_stc
+
+            root = generate_stc(Path(data_dir) / "stc").root
+            out = out if out != "results/demo/run" else "results/demo/run_stc"
+        else:
+            root = make_demo_dataset(data_dir)
         cfg = load_config(cfg_path, data_root=str(root), out=out)
         record = run_experiment(cfg, force=force, console=err_console)
     except PadimBenchError as e:
@@ -142,16 +215,42 @@ def validate(
         check_weights(cfg.method.backbone, cfg.method.weights)
         if len(cfgs) > 1:
             out_console.print(f"{len(cfgs)} runs: " + ", ".join(c.name for c in cfgs))
-        cats = resolve_categories(cfg.dataset.root, cfg.dataset.categories)
-        for c in cats:
-            s, skipped = check_split(scan_category(cfg.dataset.root, c), cfg.dataset.on_unreadable)
-            if skipped:
-                out_console.print(f"{c}: {len(skipped)} unreadable file(s) would be skipped")
-            n_bad = sum(x.label for x in s.test)
-            out_console.print(f"{c}: {len(s.train)} train, {len(s.test) - n_bad} test good, {n_bad} test defective")
+        if cfg.dataset.name == "stc":
+            _validate_stc(cfg)
+        else:
+            cats = resolve_categories(cfg.dataset.root, cfg.dataset.categories)
+            for c in cats:
+                s, skipped = check_split(scan_category(cfg.dataset.root, c), cfg.dataset.on_unreadable)
+                if skipped:
+                    out_console.print(f"{c}: {len(skipped)} unreadable file(s) would be skipped")
+                n_bad = sum(x.label for x in s.test)
+                out_console.print(f"{c}: {len(s.train)} train, {len(s.test) - n_bad} test good, {n_bad} test defective")
     except PadimBenchError as e:
         _fail(e)
     out_console.print(f"[green]ok[/]: {config} (config hash {cfg.config_hash()})")
+
+
+def _validate_stc(cfg) -> None:
+    """``validate`` on STC: layout, per-clip alignment, every video's frame count, the selected
+    test frames, the protocol figures and each scene's predicted fit memory."""
+    from .data.stc import protocol_text
+    from .data.transforms import Preprocess
+    from .memcheck import check_run
+    from .runner import resolve_device, scan_splits
+
+    splits, skipped, plan = scan_splits(cfg)
+    out_console.print(protocol_text(plan.info, cfg.dataset.resize), highlight=False)
+    size = Preprocess(cfg.dataset.resize, cfg.dataset.crop, cfg.dataset.interpolation).size
+    memory = check_run(cfg, splits, resolve_device(cfg.runtime.device), size)
+    for s in splits:
+        n_bad = sum(x.label for x in s.test)
+        mem = memory[s.name]
+        out_console.print(f"scene {s.name}: {len(s.videos)} videos, {len(s.train)} training frames; {len(s.clips)} "
+                          f"test clips, {len(s.test) - n_bad} normal and {n_bad} anomalous test frames; fit needs "
+                          f"about {mem['predicted_fit_ram_bytes'] / 1e9:.2f} GB of RAM "
+                          f"({mem['available_ram_bytes'] / 1e9:.1f} GB available)"
+                          + (f"; {len(skipped[s.name])} unreadable file(s) would be skipped" if skipped[s.name] else ""),
+                          highlight=False)
 
 
 @app.command()
@@ -243,6 +342,39 @@ def _one(records: list, path) -> list:
     if len(records) != 1:
         raise PadimBenchError(f"{path}: expected one results.json, found {len(records)}")
     return records
+
+
+@app.command("report")
+def report_(
+    results: Annotated[list[Path], typer.Argument(help="run folders (or their results.json, or folders of runs)")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="report folder (default: RUN/report for one run; "
+                                                               "needed with several)")] = None,
+    data_root: Annotated[Optional[str], typer.Option(
+        "--data-root", help="where the dataset lies now, if it moved since the runs (input images of the overlays)")] = None,
+    dpi: Annotated[int, typer.Option("--dpi", min=30, max=300, help="resolution of the PNGs")] = 80,
+    no_embed: Annotated[bool, typer.Option("--no-embed", help="link figures/*.png instead of embedding them")] = False,
+) -> None:
+    """Figures and one self-contained HTML page from one or several runs, overlaid by method and
+    backbone: ROC and PRO curves and anomaly-map overlays per category, metrics compared with the
+    paper's values, time and memory. Writes REPORT/report.html and REPORT/figures/*.png; reads the
+    runs (results.json, report_data/) and never changes them.
+    """
+    from .report.build import build_report
+
+    try:
+        if out is None:
+            if len(results) != 1:
+                raise PadimBenchError("report: --out is needed with several run folders")
+            out = (results[0].parent if results[0].is_file() else results[0]) / "report"
+        summary = build_report(results, out, data_root=data_root, dpi=dpi, embed=not no_embed)
+    except PadimBenchError as e:
+        _fail(e)
+    for problem in summary.problems:
+        err_console.print(f"[yellow]warning:[/] {escape(problem)}", highlight=False, soft_wrap=True)
+    data = sum(summary.report_data_bytes.values())
+    out_console.print(f"report: {summary.html} ({summary.n_files} files, {summary.total_bytes / 1e6:.2f} MB on disk: "
+                      f"{summary.figure_bytes / 1e6:.2f} MB of PNGs and the page embedding them); the runs keep "
+                      f"{data / 1e6:.2f} MB of report data", highlight=False, soft_wrap=True)
 
 
 @app.command("list")

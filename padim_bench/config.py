@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import difflib
 import hashlib
+import itertools
 import json
 import re
 import math
@@ -43,9 +44,12 @@ class DatasetConfig:
 
     Attributes:
         name: dataset format; ``mvtec_ad`` reads the official MVTec AD layout (and any user folder
-            in that layout).
-        root: folder holding one sub-folder per category.
-        categories: ``"all"`` (every category folder found under ``root``) or a list of names.
+            in that layout); ``stc`` reads ShanghaiTech Campus (``training/videos``,
+            ``testing/frames``, ``testing/test_frame_mask``, ``testing/test_pixel_mask``; see
+            :mod:`padim_bench.data.stc`), one model per scene, with ``crop: null``.
+        root: folder holding one sub-folder per category (STC: ``training/`` and ``testing/``).
+        categories: ``"all"`` (every category folder found under ``root``; STC: every scene) or a
+            list of names (STC: scene names, quoted in YAML: ``['01', '02']``).
         resize: side in pixels of the square resize (paper: 256).
         crop: side in pixels of the centre crop, or ``None`` for no crop (paper: 224 on MVTec AD).
         interpolation: image resize filter (paper: bicubic [one source]); masks always use nearest.
@@ -58,9 +62,17 @@ class DatasetConfig:
         augment: ``none``, or ``nonaligned`` (paper Table VI): every train and test image and mask
             rotated by a random angle in [-augment_rotation_deg, augment_rotation_deg] and cropped
             at a random place, deterministically from ``augment_seed`` (null: ``method.seed``).
+        train_stride: STC only: keep frames 0, s, 2s, ... of every training video; ``None``
+            derives ``s`` from ``train_frames_total`` (the stride used is recorded).
+        train_frames_total: STC only: with ``train_stride: null``, the smallest stride keeping at
+            most this many training frames over all the dataset's videos (SPADE's protocol:
+            about 5,000).
+        test_stride: STC only: keep frames 0, s, 2s, ... of every test clip (SPADE's protocol: 5).
+        The three STC keys are left out of MVTec AD runs' recorded config and config hash (they
+        change nothing there).
     """
 
-    name: Literal["mvtec_ad"] = "mvtec_ad"
+    name: Literal["mvtec_ad", "stc"] = "mvtec_ad"
     root: str = "../shared/data/mvtec_ad"
     categories: Union[str, list[str]] = "all"
     resize: int = 256
@@ -72,6 +84,13 @@ class DatasetConfig:
     bit_depth: Union[int, None] = None
     augment_rotation_deg: float = 10.0
     augment_seed: Union[int, None] = None
+    train_stride: Union[int, None] = None
+    train_frames_total: int = 5000
+    test_stride: int = 5
+
+
+#: dataset keys that only STC reads (left out of MVTec AD runs' config hash)
+STC_KEYS = ("train_stride", "train_frames_total", "test_stride")
 
 
 @dataclass(frozen=True)
@@ -124,6 +143,9 @@ class RuntimeConfig:
         threads: torch intra-op threads; ``None`` keeps torch's default.
         timing_images: test images scored one at a time for the batch-1 inference timing.
         warmup_images: images scored (and discarded) before the timed batch-1 span.
+        allow_memory_over: run a fit even when its predicted memory exceeds what is available
+            (``padim-bench run --force-memory``; see :mod:`padim_bench.memcheck`). Changes no
+            number, so it is outside the run hash.
     """
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -132,6 +154,7 @@ class RuntimeConfig:
     threads: Union[int, None] = None
     timing_images: int = 20
     warmup_images: int = 2
+    allow_memory_over: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,11 +167,19 @@ class OutputConfig:
         model_cache: folder of fitted models reused across runs, keyed by config hash and a
             fingerprint of the training files (names, sizes, modification times); ``None`` = off.
             A reused fit reports the fit time and memory measured when it was made, flagged.
+        report_images: test images per group whose anomaly maps are kept for the report's
+            overlays (``report_data/<category>.npz``): the highest- and lowest-scored defective
+            ones and the highest-scored good ones; 0 keeps the curves only.
+        report: also write the HTML report and its figures into ``<dir>/report`` at the end of the
+            run (``padim-bench run --report``; ``padim-bench report`` makes it any time).
+        The output section changes no number: it is outside the config and run hashes.
     """
 
     dir: str = "results/runs/default"
     save_models: bool = False
     model_cache: Union[str, None] = None
+    report_images: int = 3
+    report: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,10 +194,14 @@ class RunConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (what :func:`config_from_dict` reads back), method params flattened."""
+        """Plain-data form (what :func:`config_from_dict` reads back), method params flattened;
+        the STC-only dataset keys are left out of other datasets' (they are at their defaults)."""
         d = dataclasses.asdict(self)
         params = d["method"].pop("params") or {}
         d["method"].update(params)
+        if self.dataset.name != "stc":
+            for key in STC_KEYS:
+                d["dataset"].pop(key)
         return d
 
     def config_hash(self) -> str:
@@ -186,6 +221,7 @@ class RunConfig:
         which changes the time and memory figures: an output folder and its finished categories
         are reused only under the same run hash."""
         rt = dataclasses.asdict(self.runtime)
+        rt.pop("allow_memory_over")  # refuses or allows a run, changes no figure
         blob = json.dumps({"config": self.config_hash(), "runtime": rt}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -316,6 +352,33 @@ def config_from_dict(data: dict[str, Any], *, default_name: str = "experiment") 
     return cfg
 
 
+def _validate_stc(ds: DatasetConfig) -> None:
+    """The STC keys: ranges on STC, defaults elsewhere; STC frames are never cropped (paper
+    Sec. IV-A: 256 x 256, no crop) nor augmented.
+
+    Raises:
+        ConfigError: naming the key.
+    """
+    defaults = DatasetConfig()
+    if ds.name != "stc":
+        for key in STC_KEYS:
+            if getattr(ds, key) != getattr(defaults, key):
+                raise ConfigError(f"dataset.{key}: applies to STC only (dataset.name: stc), this is {ds.name}")
+        return
+    if ds.crop is not None:
+        raise ConfigError(f"dataset.crop: STC frames are resized to dataset.resize without a crop (paper Sec. IV-A: "
+                          f"256x256, a 64x64 grid); set dataset.crop: null (got {ds.crop})")
+    if ds.augment != "none":
+        raise ConfigError("dataset.augment: nonaligned is MVTec AD's Table VI protocol; STC takes none")
+    if ds.train_stride is not None and ds.train_stride < 1:
+        raise ConfigError(f"dataset.train_stride: must be >= 1, or null to derive it from train_frames_total, "
+                          f"got {ds.train_stride}")
+    if ds.train_frames_total < 1:
+        raise ConfigError(f"dataset.train_frames_total: must be >= 1, got {ds.train_frames_total}")
+    if ds.test_stride < 1:
+        raise ConfigError(f"dataset.test_stride: must be >= 1, got {ds.test_stride}")
+
+
 def validate(cfg: RunConfig) -> None:
     """Value checks that need no data and no model (ranges, metric names, layer list).
 
@@ -329,6 +392,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"dataset.resize: must be >= 8 pixels, got {ds.resize}")
     if ds.crop is not None and not 8 <= ds.crop <= ds.resize:
         raise ConfigError(f"dataset.crop: must be between 8 and dataset.resize ({ds.resize}), got {ds.crop}")
+    _validate_stc(ds)
     if isinstance(ds.categories, str) and ds.categories != "all":
         raise ConfigError(f"dataset.categories: 'all' or a list of names, got {ds.categories!r}")
     if isinstance(ds.categories, list) and not ds.categories:
@@ -339,6 +403,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"evaluation.metrics: listed twice in {ev.metrics}")
     if cfg.output.dir.strip() == "":
         raise ConfigError("output.dir: empty; give a folder")
+    if not 0 <= cfg.output.report_images <= 50:
+        raise ConfigError(f"output.report_images: between 0 and 50 per group, got {cfg.output.report_images}")
     for m in ev.metrics:
         if m not in METRIC_NAMES:
             raise ConfigError(f"evaluation.metrics: unknown metric {m!r}. Valid: {', '.join(METRIC_NAMES)}")
@@ -503,8 +569,130 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_experiment_file(data: dict[str, Any]) -> bool:
-    """True for a file that expands into several runs (``variants``, ``seeds`` or ``extends``)."""
-    return any(k in data for k in ("variants", "seeds", "extends"))
+    """True for a file that expands into several runs (``variants``, ``seeds``, ``axes`` or
+    ``extends``)."""
+    return any(k in data for k in ("variants", "seeds", "axes", "extends"))
+
+
+_RUN_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+\-]*")
+
+
+@dataclass(frozen=True)
+class ExperimentRun:
+    """One run of an experiment file.
+
+    Attributes:
+        run_name: the run's folder name below the file's ``output.dir`` (``rd100_seed3``), or the
+            config's name for a plain config file (whose folder is its ``output.dir``).
+        variant: the variant's name (``base`` without variants; ``""`` for a plain config).
+        values: the axis values of this run, ``{dotted.key: value}`` in file order (``seeds``
+            appear as ``method.seed``).
+        config: the validated config.
+    """
+
+    run_name: str
+    variant: str
+    values: dict[str, Any]
+    config: RunConfig
+
+
+def axis_label(key: str, value: Any) -> str:
+    """The folder-name part of one axis value: ``seed3``, ``d100``, ``backbone-resnet18``,
+    ``layers-layer1+layer2`` (numbers follow the key's last part directly, other values after a
+    dash; characters other than letters, digits and ``_ . + -`` become ``-``)."""
+    last = key.rsplit(".", 1)[-1]
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(value, list):
+        text = "+".join("null" if x is None else str(x) for x in value)
+    else:
+        text = "null" if value is None else str(value).replace("-", "m") if numeric else str(value)
+    text = re.sub(r"[^A-Za-z0-9_.+\-]+", "-", text).strip("-.") or "x"
+    return f"{last}{text}" if numeric else f"{last}-{text}"
+
+
+def expand_experiments(path: str | Path, sets: list[str] | None = None, **named: Any) -> list[ExperimentRun]:
+    """Read a config file that may expand into several runs (see :func:`load_experiments`) and
+    say, for each run, which variant and axis values made it.
+
+    Raises:
+        ConfigError: as :func:`load_experiments`.
+    """
+    p = Path(path)
+    data = read_yaml(p)
+    if not is_experiment_file(data):
+        cfg = load_config(p, sets, **named)
+        return [ExperimentRun(cfg.name, "", {}, cfg)]
+
+    def parent_of(ref: Any, where: str) -> dict[str, Any]:
+        parent = p.parent / str(ref)
+        parent_data = read_yaml(parent)
+        if is_experiment_file(parent_data):
+            raise ConfigError(f"{p}: {where}extends {parent}, which is itself an experiment file")
+        return parent_data
+
+    base = parent_of(data["extends"], "") if "extends" in data else {}
+    variants = data.get("variants") or [{"name": "base", "set": {}}]
+    seeds = data.get("seeds")
+    axes = data.get("axes") or {}
+    if not isinstance(variants, list) or not all(isinstance(v, dict) and isinstance(v.get("name"), str) for v in variants):
+        raise ConfigError(f"{p}: variants must be a list of {{name: ..., set: {{key: value}}}}")
+    if seeds is not None and (not isinstance(seeds, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds)):
+        raise ConfigError(f"{p}: seeds must be a list of integers")
+    if not isinstance(axes, dict) or not all(isinstance(k, str) and k and isinstance(v, list) and v for k, v in axes.items()):
+        raise ConfigError(f"{p}: axes must map dotted keys to non-empty lists, e.g. axes: {{method.d: [100, 200]}}")
+    axes = dict(axes)
+    for key in axes:
+        if key == "name" or key.startswith("output."):
+            raise ConfigError(f"{p}: axes.{key}: the run's name and output folder follow from the axes; "
+                              "use output.dir (or --out) for the whole experiment")
+    if seeds is not None:
+        if "method.seed" in axes:
+            raise ConfigError(f"{p}: give the seeds once, as seeds: or as axes: {{method.seed: ...}}")
+        axes["method.seed"] = seeds
+    categories = axes.pop("dataset.categories", None)
+    if categories is not None and not all(isinstance(c, str) for c in categories):
+        raise ConfigError(f"{p}: axes.dataset.categories must be a list of category names")
+    names = [v["name"] for v in variants]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{p}: variant names must be distinct, got {names}")
+    for v in variants:
+        if not _RUN_PART.fullmatch(v["name"]):
+            raise ConfigError(f"{p}: variant name {v['name']!r}: use letters, digits, '_', '.', '+' and '-' "
+                              "(it names a folder), starting with a letter or digit")
+        extra = set(v) - {"name", "set", "extends"}
+        if extra:
+            raise ConfigError(f"{p}: variant {v['name']!r} has unknown keys {sorted(extra)} (valid: name, set, extends)")
+    own = {k: v for k, v in data.items() if k not in ("extends", "variants", "seeds", "axes")}
+    file_merged = _deep_merge(base, own)
+    name = file_merged.get("name") or p.stem
+    out_root = named.get("out") or (file_merged.get("output") or {}).get("dir") or f"results/runs/{name}"
+    keys = list(axes)
+    runs: list[ExperimentRun] = []
+    seen: dict[str, dict[str, Any]] = {}
+    for v in variants:
+        merged = _deep_merge(parent_of(v["extends"], f"variant {v['name']!r} "), own) if "extends" in v else file_merged
+        for combo in itertools.product(*(axes[k] for k in keys)):
+            values = dict(zip(keys, combo))
+            run_name = "_".join([v["name"]] + [axis_label(k, x) for k, x in values.items()])
+            if run_name in seen:
+                raise ConfigError(f"{p}: two runs would share the folder {run_name!r} ({seen[run_name]} and {values}); "
+                                  "rename a variant or an axis")
+            seen[run_name] = values
+            d = copy.deepcopy(merged)
+            for key, value in (v.get("set") or {}).items():
+                set_dotted(d, key, value)
+            for key, value in values.items():
+                set_dotted(d, key, copy.deepcopy(value))
+            if categories is not None:
+                set_dotted(d, "dataset.categories", list(categories))
+            d["name"] = f"{name}/{run_name}"
+            d = apply_overrides(d, sets, **{**named, "out": None})
+            set_dotted(d, "output.dir", str(Path(out_root) / run_name))
+            try:
+                runs.append(ExperimentRun(run_name, v["name"], values, config_from_dict(d, default_name=name)))
+            except ConfigError as e:
+                raise ConfigError(f"{p} (variant {run_name}): {e}") from None
+    return runs
 
 
 def load_experiments(path: str | Path, sets: list[str] | None = None, **named: Any) -> list[RunConfig]:
@@ -512,54 +700,20 @@ def load_experiments(path: str | Path, sets: list[str] | None = None, **named: A
 
     A plain config gives one run. An experiment file may hold ``extends: FILE`` (a base config,
     relative to this file), sections merged over it, ``variants:`` (a list of ``{name, set:
-    {dotted.key: value}}``) and ``seeds:`` (a list of ``method.seed`` values). Each variant x seed
-    is a run named ``<name>/<variant>[_seed<N>]`` whose output folder is ``<output.dir>/<variant>
-    [_seed<N>]``. Command-line overrides apply to every run, after the variant's own.
+    {dotted.key: value}, extends: FILE}``; a variant's own ``extends`` replaces the file's base, so
+    variants may be different methods), ``axes:`` (``{dotted.key: [values]}``) and ``seeds:`` (a
+    list of ``method.seed`` values, the same as ``axes: {method.seed: [...]}``). Every variant x
+    combination of axis values (cartesian product, file order, seeds last) is a run named
+    ``<name>/<variant>[_<axis value>...]`` whose output folder is ``<output.dir>/<variant>[_<axis
+    value>...]`` (:func:`axis_label`: ``rd100_seed3``, ``base_d200_seed0``). ``axes:
+    {dataset.categories: [...]}`` is the exception: categories are never separate runs (a run
+    covers its categories, and the tables average them); it sets the categories of every run.
+    Values are set in this order: base, the file's sections, the variant's ``set``, the axes, then
+    the command-line overrides (which apply to every run).
 
     Raises:
-        ConfigError: as :func:`load_config`, plus malformed ``variants`` / ``seeds`` / ``extends``.
+        ConfigError: as :func:`load_config`, plus malformed ``variants`` / ``seeds`` / ``axes`` /
+            ``extends``, a variant name that is not a plain folder name, or two runs that would
+            share a folder.
     """
-    p = Path(path)
-    data = read_yaml(p)
-    if not is_experiment_file(data):
-        return [load_config(p, sets, **named)]
-    base: dict[str, Any] = {}
-    if "extends" in data:
-        parent = p.parent / str(data["extends"])
-        if is_experiment_file(read_yaml(parent)):
-            raise ConfigError(f"{p}: extends {parent}, which is itself an experiment file")
-        base = read_yaml(parent)
-    variants = data.get("variants") or [{"name": "base", "set": {}}]
-    seeds = data.get("seeds")
-    if not isinstance(variants, list) or not all(isinstance(v, dict) and isinstance(v.get("name"), str) for v in variants):
-        raise ConfigError(f"{p}: variants must be a list of {{name: ..., set: {{key: value}}}}")
-    if seeds is not None and (not isinstance(seeds, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds)):
-        raise ConfigError(f"{p}: seeds must be a list of integers")
-    names = [v["name"] for v in variants]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{p}: variant names must be distinct, got {names}")
-    merged = _deep_merge(base, {k: v for k, v in data.items() if k not in ("extends", "variants", "seeds")})
-    name = merged.get("name") or p.stem
-    out_root = (merged.get("output") or {}).get("dir") or f"results/runs/{name}"
-    if named.get("out"):
-        out_root = named["out"]
-    runs = []
-    for v in variants:
-        extra = set(v) - {"name", "set"}
-        if extra:
-            raise ConfigError(f"{p}: variant {v['name']!r} has unknown keys {sorted(extra)} (valid: name, set)")
-        for seed in seeds if seeds is not None else [None]:
-            run_name = v["name"] + (f"_seed{seed}" if seed is not None else "")
-            d = copy.deepcopy(merged)
-            for key, value in (v.get("set") or {}).items():
-                set_dotted(d, key, value)
-            if seed is not None:
-                set_dotted(d, "method.seed", seed)
-            d["name"] = f"{name}/{run_name}"
-            d = apply_overrides(d, sets, **{**named, "out": None})
-            set_dotted(d, "output.dir", str(Path(out_root) / run_name))
-            try:
-                runs.append(config_from_dict(d, default_name=name))
-            except ConfigError as e:
-                raise ConfigError(f"{p} (variant {run_name}): {e}") from None
-    return runs
+    return [r.config for r in expand_experiments(path, sets, **named)]

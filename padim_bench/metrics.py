@@ -129,11 +129,57 @@ def pro_curve(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return fpr, pro
 
 
+def pro_curve_to_limit(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """The PRO curve of :func:`pro_curve` cut at ``fpr_limit``: the part that :func:`pro_auc`
+    integrates, so that ``curve_area(fpr, pro) / fpr_limit == pro_auc(maps, masks, fpr_limit)``
+    (before ``pro_auc``'s clipping to [0, 1], a no-op up to float rounding).
+
+    Every point of the full curve with FPR <= ``fpr_limit`` is kept; when the last one lies below
+    ``fpr_limit``, a point at exactly ``fpr_limit`` is appended, PRO linearly interpolated between
+    its neighbours on the full curve.
+
+    Args:
+        maps: (N, H, W) float32/float64 anomaly maps; higher means more anomalous.
+        masks: (N, H, W) bool/uint8 ground-truth masks in {0, 1} (1 = anomalous pixel).
+        fpr_limit: upper FPR bound, a fraction in (0, 1].
+
+    Returns:
+        ``(fpr, pro)``: float64 arrays of equal length (>= 2), both non-decreasing, from (0, 0) to
+        FPR exactly ``fpr_limit``.
+
+    Raises:
+        ValueError: malformed input (see ``pixel_roc_auc``), ``fpr_limit`` not in (0, 1], or masks
+            with no anomalous or no normal pixel (the curve is undefined).
+    """
+    if not (np.isfinite(fpr_limit) and 0.0 < fpr_limit <= 1.0):
+        raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit!r}")
+    fpr, pro = pro_curve(maps, masks)
+    i = int(np.searchsorted(fpr, fpr_limit, side="right"))  # fpr[:i] <= fpr_limit < fpr[i:]
+    x, y = fpr[:i], pro[:i]
+    if x[-1] < fpr_limit:  # then i < len(fpr), as fpr ends at 1 >= fpr_limit
+        t = (fpr_limit - fpr[i - 1]) / (fpr[i] - fpr[i - 1])
+        x = np.append(x, fpr_limit)
+        y = np.append(y, pro[i - 1] + t * (pro[i] - pro[i - 1]))
+    return x, y
+
+
+def curve_area(x: np.ndarray, y: np.ndarray) -> float:
+    """Trapezoidal area under the polyline through ``(x[k], y[k])`` (``x`` non-decreasing), the
+    rule every area of this module uses (``numpy.trapezoid`` up to summation order).
+
+    Args:
+        x, y: 1-D float arrays of equal length (>= 1; a single point has area 0).
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0))
+
+
 def pro_auc(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3) -> float | None:
     """Normalized area under the PRO curve up to ``fpr_limit`` (PaDiM paper Sec. IV: 0.3).
 
     The curve is linearly interpolated at exactly ``fpr_limit``, integrated with the trapezoidal
-    rule over FPR in [0, fpr_limit] and divided by ``fpr_limit``.
+    rule over FPR in [0, fpr_limit] and divided by ``fpr_limit`` (the curve integrated is
+    :func:`pro_curve_to_limit`'s).
 
     Args:
         maps: (N, H, W) float32/float64 anomaly maps; higher means more anomalous.
@@ -152,12 +198,86 @@ def pro_auc(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3) -> floa
     m = _binary(masks, "masks", s.shape)
     if m.all() or not m.any():
         return None
-    fpr, pro = pro_curve(s, m)
-    i = int(np.searchsorted(fpr, fpr_limit, side="right"))  # fpr[:i] <= fpr_limit < fpr[i:]
-    x, y = fpr[:i], pro[:i]
-    if x[-1] < fpr_limit:  # then i < len(fpr), as fpr ends at 1 >= fpr_limit
-        t = (fpr_limit - fpr[i - 1]) / (fpr[i] - fpr[i - 1])
-        x = np.append(x, fpr_limit)
-        y = np.append(y, pro[i - 1] + t * (pro[i] - pro[i - 1]))
-    area = float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0)) / fpr_limit
+    x, y = pro_curve_to_limit(s, m, fpr_limit)
+    area = curve_area(x, y) / fpr_limit
     return min(max(area, 0.0), 1.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# ROC-AUC pooled over several datasets' pixels without holding their maps (STC: every scene)
+
+
+def _order_keys(scores: np.ndarray) -> np.ndarray:
+    """uint32 keys whose unsigned order is the float32 order of ``scores`` (IEEE-754 bit trick:
+    flip every bit of negatives, the sign bit of the rest; -0.0 is folded onto +0.0)."""
+    u = (np.asarray(scores, dtype=np.float32) + np.float32(0.0)).view(np.uint32)
+    return np.where(u & np.uint32(0x80000000), ~u, u | np.uint32(0x80000000))
+
+
+def score_histogram(maps: np.ndarray, masks: np.ndarray, bits: int = 24) -> dict[str, np.ndarray]:
+    """Sparse per-class histogram of pixel scores, from which :func:`pooled_roc_auc` computes the
+    ROC-AUC of several such sets of pixels pooled, without keeping their maps.
+
+    Scores are cast to float32 and mapped to order-preserving 32-bit keys; a bin is the key's top
+    ``bits`` bits. With ``bits = 32`` every distinct float32 score is its own bin and the pooled
+    ROC-AUC equals ``sklearn.metrics.roc_auc_score`` on the float32 scores exactly (up to float
+    summation); with ``bits = 24`` (the default; 15 mantissa bits, bins about 3e-5 wide relative to
+    the score) the file stays small and the rounding's effect is bounded (see
+    :func:`pooled_roc_auc`).
+
+    Args:
+        maps: (N, H, W) float anomaly maps; higher means more anomalous.
+        masks: (N, H, W) bool/uint8 masks in {0, 1}.
+        bits: key bits kept, 8 to 32.
+
+    Returns:
+        ``{"keys": uint32 (K,) ascending, "pos": int64 (K,), "neg": int64 (K,), "bits": int64 ()}``:
+        anomalous and normal pixels per occupied bin.
+
+    Raises:
+        ValueError: malformed input (see ``pixel_roc_auc``) or ``bits`` outside [8, 32].
+    """
+    if not 8 <= bits <= 32:
+        raise ValueError(f"bits must be in [8, 32], got {bits}")
+    s = _scores(maps, "maps", 3)
+    m = _binary(masks, "masks", s.shape).ravel()
+    keys = _order_keys(s.ravel()) >> np.uint32(32 - bits)
+    pk, pc = np.unique(keys[m], return_counts=True)
+    nk, nc = np.unique(keys[~m], return_counts=True)
+    allk = np.union1d(pk, nk).astype(np.uint32)
+    pos, neg = np.zeros(len(allk), np.int64), np.zeros(len(allk), np.int64)
+    pos[np.searchsorted(allk, pk)] = pc
+    neg[np.searchsorted(allk, nk)] = nc
+    return {"keys": allk, "pos": pos, "neg": neg, "bits": np.int64(bits)}
+
+
+def pooled_roc_auc(histograms: list[dict[str, np.ndarray]]) -> tuple[float | None, float]:
+    """ROC-AUC of the union of the pixels summarised by :func:`score_histogram` (same ``bits``).
+
+    Pixels in the same bin count as tied (one half per anomalous / normal pair, as scikit-learn
+    counts tied scores), so the result is the exact ROC-AUC of the binned scores; against the
+    unbinned float32 scores it can differ by at most the returned bound, half the fraction of
+    (anomalous, normal) pixel pairs that share a bin.
+
+    Returns:
+        ``(auc, bound)``; ``auc`` None when the pooled pixels have a single class.
+
+    Raises:
+        ValueError: no histogram, or histograms of different ``bits``.
+    """
+    if not histograms:
+        raise ValueError("no histogram to pool")
+    bits = {int(h["bits"]) for h in histograms}
+    if len(bits) != 1:
+        raise ValueError(f"histograms with different bits {sorted(bits)} cannot be pooled")
+    keys = np.concatenate([np.asarray(h["keys"], dtype=np.uint32) for h in histograms])
+    uk, inv = np.unique(keys, return_inverse=True)
+    pos = np.bincount(inv, np.concatenate([h["pos"] for h in histograms]).astype(np.float64), len(uk))
+    neg = np.bincount(inv, np.concatenate([h["neg"] for h in histograms]).astype(np.float64), len(uk))
+    n_pos, n_neg = pos.sum(), neg.sum()
+    if n_pos == 0 or n_neg == 0:
+        return None, 0.0
+    below = np.cumsum(neg) - neg  # normal pixels in lower bins
+    pairs = n_pos * n_neg
+    auc = float(np.sum(pos * (below + 0.5 * neg)) / pairs)
+    return min(max(auc, 0.0), 1.0), float(0.5 * np.sum(pos * neg) / pairs)

@@ -119,15 +119,39 @@ def title(record: dict[str, Any]) -> str:
             f" | {record['config']['dataset']['name']} | weights: {m['weights']}")
 
 
+def stc_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """For an STC run, the row of the metrics pooled over every scene (``all (pooled)``: every test
+    pixel / frame of every scene as one set, see ``results.json: stc.pooled``), shaped like
+    :func:`summary_rows`' rows; ``[]`` otherwise."""
+    stc = record.get("stc")
+    if not stc or not record["categories"]:
+        return []
+    pooled, asked = stc.get("pooled") or {}, record["config"]["evaluation"]["metrics"]
+    row = {"name": "all (pooled)", "kind": "mean"}
+    for k, _ in METRIC_COLUMNS:
+        row[k] = pooled.get(k) if k in asked and k != "pro" else NOT_ASKED
+    keys = list(summary_rows(record["categories"])[0])
+    return [{k: row.get(k) for k in keys}]
+
+
+def captions(record: dict[str, Any]) -> list[str]:
+    """The lines under a run's table: the random-weights label, and for STC the protocol."""
+    lines = [random_note(record)] if random_note(record) else []
+    if record.get("stc"):
+        lines += [record["stc"]["protocol"], "image ROC-AUC = frame level; all = mean over scenes; "
+                  "all (pooled) = every test frame / pixel of every scene as one set"]
+    return lines
+
+
 def rich_table(record: dict[str, Any]) -> Table:
     """The paper-style table of a run for the terminal."""
-    t = Table(title=title(record), caption=random_note(record))
+    t = Table(title=title(record), caption="\n".join(captions(record)) or None)
     t.add_column("category")
     for _, label in METRIC_COLUMNS:
         t.add_column(label, justify="right")
     for label in ("fit s", "infer s/img", "fit peak GB", "state GB"):
         t.add_column(label, justify="right")
-    rows = summary_rows(record["categories"])
+    rows = summary_rows(record["categories"]) + stc_rows(record)
     for i, r in enumerate(rows):
         if r["kind"] == "mean" and (i == 0 or rows[i - 1]["kind"] != "mean"):
             t.add_section()
@@ -141,10 +165,10 @@ def markdown_table(record: dict[str, Any]) -> str:
     """The same table in Markdown, metrics in percent with 2 decimals."""
     head = ["category", *(label for _, label in METRIC_COLUMNS), "fit s", "infer s/img", "fit peak GB", "state GB"]
     lines = [f"**{title(record)}**", ""]
-    if random_note(record):
-        lines += [f"_{random_note(record)}_", ""]
+    for line in captions(record):
+        lines += [f"_{line}_", ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in summary_rows(record["categories"]):
+    for r in summary_rows(record["categories"]) + stc_rows(record):
         cells = [r["name"], *(_pct(r[k], 2) for k, _ in METRIC_COLUMNS), _num(r["fit_s"], ".1f"),
                  _num(r["infer_s_per_image"], ".3f"), _num(r["fit_peak_gb"], ".2f"), _num(r["state_gb"], ".3f")]
         lines.append("| " + " | ".join(cells) + " |")
@@ -153,7 +177,7 @@ def markdown_table(record: dict[str, Any]) -> str:
 
 def csv_table(record: dict[str, Any]) -> str:
     """One row per category (and mean rows), full precision; metrics as fractions in [0, 1]."""
-    rows = summary_rows(record["categories"])
+    rows = summary_rows(record["categories"]) + stc_rows(record)
     buf = io.StringIO()
     fields = ["name", "kind", "method", "backbone", "weights"] + [k for k in rows[0] if k not in ("name", "kind")]
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")

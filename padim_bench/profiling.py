@@ -97,3 +97,27 @@ class measure:
             self.span.peak_rss_bytes = _vm_hwm() or 0
         if self.device.type == "cuda":
             self.span.peak_cuda_bytes = int(torch.cuda.max_memory_allocated(self.device))
+
+
+def gemm_rate(device: torch.device | str = "cpu", seconds: float = 0.2) -> float:
+    """Measured float32 matrix-product throughput of ``device`` now, in multiply-adds per second.
+
+    Times ``(1024 x 512) @ (512 x 2048)`` products (the shape of a kNN distance block) for about
+    ``seconds`` after one warm-up; used to turn a predicted number of multiply-adds into a
+    predicted time. It reflects the machine's load at the moment it runs.
+    """
+    device = torch.device(device)
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(1024, 512, generator=g).to(device)
+    b = torch.rand(512, 2048, generator=g).to(device)
+    macs = 1024 * 512 * 2048
+    torch.mm(a, b)
+    n, t0 = 0, time.perf_counter()
+    while True:
+        torch.mm(a, b)
+        n += 1
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            return n * macs / elapsed

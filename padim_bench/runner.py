@@ -4,7 +4,10 @@ Order of work, so that every error a user can cause comes before any long comput
 
 1. the config is already validated (:func:`padim_bench.config.load_config`);
 2. the output folder is checked (a run with another config is never overwritten silently);
-3. every category's layout is scanned (missing masks, empty folders, size mismatches);
+3. every category's layout is scanned (missing masks, empty folders, size mismatches; STC: every
+   video's frame count and every clip's frame / label / mask alignment, one scene per category),
+   and each fit's memory is predicted and refused when it will not fit
+   (:func:`padim_bench.memcheck.check_run`);
 4. the backbone is loaded (missing weights fail here, at once) and ``d`` checked against it;
 5. per category: fit (timed, peak memory), batched scoring of the test set, a batch-1 timing pass,
    metrics; the category's record is written atomically as soon as it is done, so an interrupted
@@ -44,11 +47,12 @@ from .data.mvtec import CategorySplit, category_kind, resolve_categories, scan_c
 from .data.transforms import Augment, Preprocess, make_loader
 from .data.verify import check_split
 from .envinfo import environment
+from .memcheck import check_run
 from .errors import ConfigError, PadimBenchError
 from .methods import METHODS, Method
 from .methods.base import postprocess
 from .output import atomic_write_json, write_run_files
-from .profiling import measure
+from .profiling import gemm_rate, measure
 
 RECORD_VERSION = 1
 TIMED_SPANS = {
@@ -181,6 +185,14 @@ def _finished(path: Path, run_hash: str, console: Console, split: CategorySplit,
     return rec
 
 
+def finished_record(cfg: RunConfig, split: CategorySplit) -> dict[str, Any] | None:
+    """The finished record of category ``split`` in ``cfg.output.dir`` when :func:`run` would
+    skip it (same run hash, same category, same data files, complete); else None. Prints nothing
+    (a damaged record is simply not finished). Used by sweeps to skip jobs before scheduling."""
+    path = Path(cfg.output.dir) / "categories" / f"{split.name}.json"
+    return _finished(path, cfg.run_hash(), Console(quiet=True), split, cfg.evaluation.metrics)
+
+
 def _timing_pass(method: Method, cfg: RunConfig, split: CategorySplit, prep: Preprocess) -> dict[str, Any]:
     """Batch-1 timing over ``timing_images`` test images after ``warmup_images`` (see module doc)."""
     ev, rt = cfg.evaluation, cfg.runtime
@@ -225,12 +237,31 @@ class TrainBatches:
                 self.progress.advance(self.task, len(images))
 
 
+def _loader(cfg: RunConfig, samples: Any, prep: Preprocess, augment: Augment | None,
+            which: str) -> torch.utils.data.DataLoader:
+    """The DataLoader of a split's ``train`` or ``test`` samples for the dataset's format: MVTec AD
+    images (:func:`make_loader`), or STC videos decoded as they stream and test frames with their
+    mask slices (:func:`padim_bench.data.stc.make_stc_loader`)."""
+    ds, rt = cfg.dataset, cfg.runtime
+    if ds.name == "stc":
+        from .data.stc import make_stc_loader
+
+        return make_stc_loader(samples, prep, rt.batch_size, rt.workers)
+    return make_loader(samples, prep, rt.batch_size, rt.workers, augment, which, ds.bit_depth)
+
+
 def run_category(
     cfg: RunConfig, method: Method, split: CategorySplit, device: torch.device,
     progress: Progress | None = None, models_dir: Path | None = None, cache_path: Path | None = None,
+    report_dir: Path | None = None, stc_hist_path: Path | None = None,
 ) -> dict[str, Any]:
     """Fit on ``split.train`` (or load the fit from ``cache_path`` when it holds a model of the same
-    config hash and training files), score ``split.test``, time and measure.
+    config hash and training files), score ``split.test``, time and measure. With ``report_dir``
+    (the run's output folder), the report's curves and the maps of a few selected test images are
+    saved into ``report_dir/report_data`` (:func:`padim_bench.report.data.save_category`; outside
+    every timed span, and read by no metric). On STC the record gets an ``stc`` part (the scene's
+    protocol figures and the frame-level ROC-AUC of the map maxima) and the scene's pixel-score
+    histogram is written to ``stc_hist_path`` for the ROC-AUC pooled over all scenes.
 
     Returns:
         The category record (plain data, see ``results.json``).
@@ -251,7 +282,7 @@ def run_category(
     cached = _load_cached(method, cache_path, fingerprint) if cache_path is not None else None
     if cached is None:
         task = progress.add_task(f"{split.name}: fit", total=len(split.train)) if progress else None
-        train_loader = make_loader(split.train, prep, rt.batch_size, rt.workers, augment, "train", ds.bit_depth)
+        train_loader = _loader(cfg, split.train, prep, augment, "train")
         with measure(device) as span:
             method.fit(TrainBatches(train_loader, progress, task))
         fit = {"fit_s": span.seconds, "fit_peak_rss_bytes": span.peak_rss_bytes,
@@ -267,7 +298,7 @@ def run_category(
     task = progress.add_task(f"{split.name}: score", total=len(split.test)) if progress else None
     maps, scores, masks, labels = [], [], [], []
     with measure(device) as score_span:
-        for images, mask, label, _ in make_loader(split.test, prep, rt.batch_size, rt.workers, augment, "test", ds.bit_depth):
+        for images, mask, label, _ in _loader(cfg, split.test, prep, augment, "test"):
             raw, image_scores = method.score_images(images)
             m, s = postprocess(raw, (prep.size, prep.size), ev.sigma, ev.map_interpolation, image_scores)
             maps.append(m), scores.append(s), masks.append(mask.numpy()), labels.append(label.numpy())
@@ -276,8 +307,12 @@ def run_category(
     maps_a, masks_a = np.concatenate(maps), np.concatenate(masks)
     scores_a, labels_a = np.concatenate(scores), np.concatenate(labels)
 
+    predicted_score = _predict_score(method, cfg, prep.size, len(split.train), device)
     with measure(device) as infer_span:
         timing = _timing_pass(method, cfg, split, prep)
+    if predicted_score is not None:
+        predicted_score["measured_model_s_per_image"] = timing["infer_model_s_per_image"]
+        predicted_score["measured_peak_increase_bytes"] = infer_span.peak_rss_bytes - infer_span.start_rss_bytes
 
     metric_values: dict[str, float | None] = {}
     undefined = []
@@ -295,10 +330,26 @@ def run_category(
             f"{split.name}: {', '.join(undefined)} undefined (test set has "
             f"{int(labels_a.sum())} anomalous and {int((labels_a == 0).sum())} normal images)"
         )
+    if report_dir is not None:
+        from .report.data import save_category  # numpy and scikit-learn only
+
+        try:
+            save_category(report_dir, split.name, maps_a, masks_a, scores_a, labels_a, [s.path for s in split.test],
+                          [s.defect for s in split.test], k=cfg.output.report_images, fpr_limit=ev.pro_fpr_limit,
+                          run_hash=cfg.run_hash(), config_hash=cfg.config_hash())
+        except OSError as e:
+            raise PadimBenchError(f"{report_dir}: cannot write the report data ({e.strerror or e})") from None
+    stc = None
+    if ds.name == "stc":  # frame-level ROC-AUC of the map maxima; pixel histogram for the pooled ROC-AUC
+        map_max = maps_a.reshape(len(maps_a), -1).max(1)
+        stc = {**split.describe(), "frame_roc_auc": M.image_roc_auc(map_max, labels_a),
+               "map_max": map_max.tolist()}
+        if stc_hist_path is not None:
+            _save_histogram(stc_hist_path, M.score_histogram(maps_a, masks_a))
     state = method.state_nbytes()
     return {
         "category": split.name,
-        "kind": category_kind(split.name, ds.texture_categories),
+        "kind": "scene" if ds.name == "stc" else category_kind(split.name, ds.texture_categories),
         "n_train": len(split.train),
         "n_test": len(split.test),
         "n_test_anomalous": int(labels_a.sum()),
@@ -315,6 +366,7 @@ def run_category(
         "memory": {
             "state_bytes": state,
             "predicted_state_bytes": predicted,
+            "predicted_score": predicted_score,
             "state_gb": sum(state.values()) / 1e9,
             "state_gb_without_backbone": sum(v for k, v in state.items() if k != "backbone") / 1e9,
             "fit_peak_rss_bytes": fit["fit_peak_rss_bytes"],
@@ -331,11 +383,48 @@ def run_category(
         "image_scores": scores_a.tolist(),
         "labels": labels_a.tolist(),
         "image_paths": [str(s.path) for s in split.test],
+        **({"stc": stc} if stc is not None else {}),
     }
 
 
-def _fingerprint(paths: list[Path], mtime: bool) -> str:
-    h = hashlib.sha256()
+def _save_histogram(path: Path, hist: dict[str, np.ndarray]) -> None:
+    """Write a pixel-score histogram (:func:`padim_bench.metrics.score_histogram`) atomically as
+    ``.npz`` (plain arrays, read back with ``allow_pickle=False``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    try:
+        np.savez(tmp, **hist)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise PadimBenchError(f"{path}: cannot write the scene's pixel histogram ({e.strerror or e})") from None
+
+
+def _load_histogram(path: Path) -> dict[str, np.ndarray] | None:
+    """The histogram at ``path``, or None when it is missing or damaged."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in ("keys", "pos", "neg", "bits")}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _predict_score(method: Method, cfg: RunConfig, size: int, n_train: int,
+                   device: torch.device) -> dict[str, Any] | None:
+    """Predicted cost of scoring one test image (methods that define ``predict_score_cost``, i.e.
+    SPADE): multiply-adds, temporary bytes, and seconds = multiply-adds / the float32 matrix-product
+    rate measured now (:func:`padim_bench.profiling.gemm_rate`; the backbone is not included).
+    The runner adds the measured batch-1 figures next to it."""
+    predict = getattr(type(method), "predict_score_cost", None)
+    if predict is None:
+        return None
+    cost = predict(cfg.method.params, cfg.method.backbone, list(cfg.method.layers), size, n_train)
+    rate = gemm_rate(device)
+    return {**cost, "gemm_macs_per_s": rate, "predicted_s_per_image": cost["macs"] / rate,
+            "note": "kNN distance products only (backbone excluded); rate measured just before the timing pass"}
+
+
+def _fingerprint(paths: list[Path], mtime: bool, salt: str = "") -> str:
+    h = hashlib.sha256(salt.encode())
     for p in paths:
         st = p.stat()
         h.update(f"{p.parent.name}/{p.name}\0{st.st_size}\0{st.st_mtime_ns if mtime else ''}\n".encode())
@@ -344,14 +433,20 @@ def _fingerprint(paths: list[Path], mtime: bool) -> str:
 
 def train_fingerprint(split: CategorySplit) -> str:
     """SHA-256 (16 hex digits) of the training files' names, sizes and modification times (keys
-    the model cache: any touched file refits)."""
+    the model cache: any touched file refits). STC: the scene's videos and the stride that
+    selects their frames."""
+    if hasattr(split, "data_files"):
+        return _fingerprint(split.data_files(train_only=True), mtime=True, salt=split.fingerprint_salt)
     return _fingerprint([s.path for s in split.train], mtime=True)
 
 
 def data_fingerprint(split: CategorySplit) -> str:
     """SHA-256 (16 hex digits) of the names and sizes of every file of the category (training and
     test images, masks): a finished category is reused only over the same files. Modification
-    times are left out so a copy of the same dataset on another machine matches."""
+    times are left out so a copy of the same dataset on another machine matches. STC: the
+    scene's videos, selected test frames and mask files, and the strides."""
+    if hasattr(split, "data_files"):
+        return _fingerprint(split.data_files(), mtime=False, salt=split.fingerprint_salt)
     return _fingerprint([p for s in split.train + split.test for p in (s.path, s.mask_path) if p is not None],
                         mtime=False)
 
@@ -380,6 +475,72 @@ def load_model_state(path: str | Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def scan_splits(cfg: RunConfig) -> tuple[list[Any], dict[str, list[str]], Any]:
+    """Every category's split, checked (layout, alignment, decodability), before any model.
+
+    Returns:
+        ``(splits, skipped, stc_plan)``: MVTec AD categories or STC scenes; per category the
+        files skipped under ``dataset.on_unreadable: skip``; the STC plan
+        (:class:`padim_bench.data.stc.StcPlan`, its protocol figures) or None.
+
+    Raises:
+        ConfigError, DataError: unknown categories or scenes, a broken layout, an unreadable file.
+    """
+    ds = cfg.dataset
+    if ds.name == "stc":
+        from .data.stc import prepare
+
+        plan, skipped = prepare(ds)
+        return list(plan.splits), skipped, plan
+    splits, skipped = [], {}
+    for c in resolve_categories(ds.root, ds.categories):
+        split, skipped[c] = check_split(scan_category(ds.root, c), ds.on_unreadable)
+        splits.append(split)
+    return splits, skipped, None
+
+
+def stc_summary(info: dict[str, Any], records: list[dict[str, Any]], cat_dir: Path, resize: int) -> dict[str, Any]:
+    """The run-level STC part of ``results.json``: the protocol, the scenes reported without a
+    model, and the metrics over all scenes: ``pooled`` (every test pixel / frame of every finished
+    scene as one set; the pixel ROC-AUC from the scenes' histograms, see
+    :func:`padim_bench.metrics.pooled_roc_auc`, with its binning bound) and ``scene_mean`` (the mean
+    of the per-scene values)."""
+    from .data.stc import protocol_text
+
+    hists = [_load_histogram(cat_dir / f"{r['category']}.pixhist.npz") for r in records]
+    pixel = bound = None
+    if records and all(hh is not None for hh in hists):
+        pixel, bound = M.pooled_roc_auc(hists)
+    scores = np.concatenate([np.asarray(r["image_scores"], dtype=np.float64) for r in records]) if records else np.zeros(0)
+    labels = np.concatenate([np.asarray(r["labels"], dtype=np.int64) for r in records]) if records else np.zeros(0)
+    maxima = np.concatenate([np.asarray((r.get("stc") or {}).get("map_max", []), dtype=np.float64) for r in records]) \
+        if records else np.zeros(0)
+    means: dict[str, float | None] = {}
+    for key, get in (("pixel_roc_auc", lambda r: r["metrics"].get("pixel_roc_auc")),
+                     ("image_roc_auc", lambda r: r["metrics"].get("image_roc_auc")),
+                     ("frame_roc_auc", lambda r: (r.get("stc") or {}).get("frame_roc_auc"))):
+        vals = [v for v in map(get, records) if v is not None]
+        means[key] = float(np.mean(vals)) if vals else None
+    return {
+        **info,
+        "protocol": protocol_text(info, resize),
+        "scenes_pooled": [r["category"] for r in records],
+        "pooled": {
+            "scenes": len(records),
+            "pixel_roc_auc": pixel,
+            "pixel_roc_auc_binning_bound": bound,
+            "pixel_method": "ROC-AUC of every test pixel of every scene together, from per-scene histograms of "
+                            "float32 scores binned on their top 24 bits (15 mantissa bits); exact for the binned "
+                            "scores, within pixel_roc_auc_binning_bound of the unbinned ones",
+            "image_roc_auc": M.image_roc_auc(scores, labels) if len(labels) else None,
+            "frame_roc_auc": M.image_roc_auc(maxima, labels) if len(maxima) == len(labels) and len(labels) else None,
+            "frame_method": "image_roc_auc: the method's image score over every selected test frame of every scene "
+                            "(PaDiM: the map maximum); per scene, frame_roc_auc is the map maximum for every method",
+        },
+        "scene_mean": means,
+    }
+
+
 def run(
     cfg: RunConfig, *, force: bool = False, console: Console | None = None, show_progress: bool = True
 ) -> dict[str, Any]:
@@ -394,11 +555,13 @@ def run(
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     check_names(cfg)  # method, backbone, layers: before any file is read
-    cats = resolve_categories(cfg.dataset.root, cfg.dataset.categories)
-    splits, skipped = [], {}
-    for c in cats:  # layout and decodability of every file, before the backbone is loaded
-        split, skipped[c] = check_split(scan_category(cfg.dataset.root, c), cfg.dataset.on_unreadable)
-        splits.append(split)
+    splits, skipped, stc_plan = scan_splits(cfg)  # every file's layout and decodability, before any model
+    size = Preprocess(cfg.dataset.resize, cfg.dataset.crop, cfg.dataset.interpolation).size
+    memory = check_run(cfg, splits, device, size)  # refuses a fit that will not fit, with the figures
+    if stc_plan is not None:
+        from .data.stc import protocol_text
+
+        console.print(protocol_text(stc_plan.info, cfg.dataset.resize), highlight=False)
     method = build_method(cfg, device)  # weights and d are checked here, before any fit
     out = prepare_output(cfg, force)  # only a run that can start claims the output folder
     extractor = method.extractor
@@ -411,6 +574,11 @@ def run(
         for split in splits:
             done = cat_dir / f"{split.name}.json"
             rec = None if force else _finished(done, rh, console, split, cfg.evaluation.metrics)
+            hist = cat_dir / f"{split.name}.pixhist.npz" if stc_plan is not None else None
+            if rec is not None and hist is not None and _load_histogram(hist) is None:
+                console.print(f"[yellow]warning:[/] {hist} is missing or damaged; recomputing scene {split.name}",
+                              highlight=False)
+                rec = None
             if rec is not None:
                 console.print(f"[dim]{split.name}: already done in {done}, skipped (use --force to recompute)[/]")
                 records.append(rec)
@@ -420,7 +588,9 @@ def run(
                 fresh.attach_progress(progress)
             cache = Path(cfg.output.model_cache) / h / f"{split.name}.pt" if cfg.output.model_cache else None
             rec = run_category(cfg, fresh, split, device, progress,
-                               out / "models" if cfg.output.save_models else None, cache)
+                               out / "models" if cfg.output.save_models else None, cache, report_dir=out,
+                               stc_hist_path=hist)
+            rec["memory"]["fit_memory_check"] = memory[split.name]
             rec["config_hash"], rec["run_hash"] = h, rh
             rec["skipped_files"] = skipped[split.name]
             rec["data_fingerprint"] = data_fingerprint(split)
@@ -469,8 +639,18 @@ def run(
         "environment": environment(device),
         "categories": records,
     }
+    if stc_plan is not None:
+        record["stc"] = stc_summary(stc_plan.info, records, cat_dir, cfg.dataset.resize)
     try:
         write_run_files(out, record)
     except OSError as e:
         raise PadimBenchError(f"{out}: cannot write the results ({e.strerror or e})") from None
+    if cfg.output.report:  # matplotlib is imported only here
+        from .report.build import build_report
+
+        summary = build_report([out], out / "report")
+        for problem in summary.problems:
+            console.print(f"[yellow]report:[/] {problem}", highlight=False)
+        console.print(f"report: {summary.html} ({summary.total_bytes / 1e6:.2f} MB in {summary.n_files} files)",
+                      highlight=False)
     return record

@@ -23,11 +23,15 @@ from rich.table import Table
 
 from . import reference
 from .data.mvtec import MVTEC_CATEGORIES, MVTEC_TEXTURES
+from .data.stc import STC_TEST_SCENES
 from .errors import PadimBenchError
 
 GROUP_SIZE = {"textures": len(MVTEC_TEXTURES), "objects": len(MVTEC_CATEGORIES) - len(MVTEC_TEXTURES),
               "all": len(MVTEC_CATEGORIES)}
 PERCENT_METRICS = ("image_roc_auc", "pixel_roc_auc", "pro")
+SCENE_MEAN = "scene mean"  # STC: the mean of the per-scene values (``all`` is pooled over scenes)
+#: Table IV's columns besides the paper's (all, pixel ROC-AUC)
+TABLE4_EXTRA = [(SCENE_MEAN, "pixel_roc_auc"), ("all", "frame_roc_auc"), (SCENE_MEAN, "frame_roc_auc")]
 TAG_MARK = {"2": "", "1": "¹", "?": "?"}
 #: defaults of the method parameters that paper rows may name, when a record lacks them
 _ROW_DEFAULTS = {"reduction": "random", "combine": "joint"}
@@ -108,9 +112,12 @@ def _matches(spec: dict[str, Any], method: dict[str, Any]) -> bool:
 
 def row_for(table: str, record: dict[str, Any]) -> str | None:
     """The paper row of ``table`` that ``record`` reproduces, or None. Non-aligned runs
-    (``dataset.augment: nonaligned``) only reproduce Table VI, and Table VI only those."""
+    (``dataset.augment: nonaligned``) only reproduce Table VI, and Table VI only those; STC runs
+    only Table IV (and VIII's STC cells), and Table IV only those."""
     nonaligned = record["config"]["dataset"].get("augment", "none") != "none"
     if nonaligned != (table == "6"):
+        return None
+    if table != "8" and is_stc(record) != (table == "4"):
         return None
     for key, spec in reference.rows(table).items():
         if _matches(spec, record["config"]["method"]):
@@ -146,9 +153,31 @@ def extra_label(record: dict[str, Any]) -> str:
     return f"{m['name']}-{m['backbone']}{d}{extra} (not in the paper)"
 
 
+def is_stc(record: dict[str, Any]) -> bool:
+    """A run on ShanghaiTech Campus (``dataset.name: stc``)."""
+    return record["config"].get("dataset", {}).get("name") == "stc"
+
+
+def group_size(column: str, dataset: str | None) -> int | None:
+    """Categories the paper's value of ``column`` covers: MVTec AD's groups (5 / 10 / 15), or on
+    STC the 12 scenes with test clips for ``all`` and ``scene mean``."""
+    if dataset == "stc":
+        return STC_TEST_SCENES if column in ("all", SCENE_MEAN) else None
+    return GROUP_SIZE.get(column)
+
+
 def measured_value(rec: dict[str, Any], column: str, metric: str) -> tuple[float | None, int]:
-    """Measured value of ``metric`` for ``column`` (a category or a group mean) in percent."""
+    """Measured value of ``metric`` for ``column`` (a category or a group mean) in percent, and
+    the number of categories behind it. On STC, ``all`` is pooled over every scene's test pixels
+    (frames for ``image_roc_auc`` / ``frame_roc_auc``; ``results.json: stc.pooled``) and
+    ``scene mean`` the mean of the scenes' values."""
     cats = rec["categories"]
+    if is_stc(rec) and column == "all" and metric in ("pixel_roc_auc", "image_roc_auc", "frame_roc_auc"):
+        pooled = (rec.get("stc") or {}).get("pooled") or {}
+        v = pooled.get(metric)
+        return (None, 0) if v is None else (100.0 * v, int(pooled.get("scenes", 0)))
+    if column == SCENE_MEAN:
+        column = "all"
     if column in GROUP_SIZE or column in (rec["config"]["dataset"]["name"], "mvtec_ad", "stc"):
         kind = {"textures": "texture", "objects": "object"}.get(column)
         members = [c for c in cats if kind is None or c["kind"] == kind]
@@ -162,6 +191,9 @@ def measured_value(rec: dict[str, Any], column: str, metric: str) -> tuple[float
 
 
 def _metric(cat: dict[str, Any], metric: str) -> float | None:
+    if metric == "frame_roc_auc":  # STC: frame-level ROC-AUC of the map maxima
+        v = (cat.get("stc") or {}).get("frame_roc_auc")
+        return None if v is None else 100.0 * v
     if metric in PERCENT_METRICS:
         v = cat["metrics"].get(metric)
         return None if v is None else 100.0 * v
@@ -184,6 +216,7 @@ def build(table: str, records: list[dict[str, Any]]) -> list[TableData]:
         raise PadimBenchError(f"unknown table {table!r}; the paper has tables {', '.join(reference.table_ids())}")
     if table == "8":
         return [build_table8(records)]
+    records = [r for r in records if is_stc(r) == (table == "4")]  # Table IV is STC's, the others MVTec AD's
     pcells = reference.cells(table)
     if table == "3":
         groups = [c for c in pcells if c.column in GROUP_SIZE]
@@ -198,6 +231,8 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
     for c in pcells:
         if (c.column, c.metric) not in columns:
             columns.append((c.column, c.metric))
+    if table == "4":
+        columns += [c for c in TABLE4_EXTRA if c not in columns]
     row_specs = reference.rows(table)
     grouped: dict[str, list[dict[str, Any]]] = {}
     analog_of: dict[str, str] = {}
@@ -223,7 +258,7 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
             label += f" [{', '.join(flags)}]"
         cells = []
         for column, metric in columns:
-            cell = Cell(of=GROUP_SIZE.get(column))
+            cell = Cell(of=group_size(column, "stc" if table == "4" else None))
             for pc in pcells:
                 if (pc.row, pc.column, pc.metric) == (paper_key, column, metric) and key == paper_key:
                     cell.paper, cell.tag = pc.value, pc.tag
@@ -239,9 +274,24 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
         data.notes += _table7_ratios(data) + _same_backbone_ratios(records)
     if table == "6":
         data.notes += _table6_drops(records)
+    if table == "4":
+        data.notes += _table4_notes(records)
     data.notes.append("paper value → ours (difference); a value alone is the paper's, not measured here; "
                       "¹ one source only, ? unconfirmed; [n/N] = categories in our mean / in the paper's")
     return data
+
+
+def _table4_notes(records: list[dict[str, Any]]) -> list[str]:
+    """What Table IV's columns are, and each run's STC protocol (strides, frames, scenes)."""
+    notes = ["all = every test pixel (frame) of every scene as one set, the paper's \"over all scenes\"; scene mean = "
+             "mean of the per-scene ROC-AUCs; frame ROC-AUC = frame-level, from each map's maximum (not in the paper)"]
+    for r in records:
+        stc = r.get("stc") or {}
+        if stc.get("protocol"):
+            bound = (stc.get("pooled") or {}).get("pixel_roc_auc_binning_bound")
+            notes.append(f"{r.get('_path', r.get('name', 'run'))}: {stc['protocol']}"
+                         + (f"; pooled pixel ROC-AUC binning bound {100 * bound:.1e} points" if bound is not None else ""))
+    return notes
 
 
 def _table6_drops(records: list[dict[str, Any]]) -> list[str]:
@@ -306,13 +356,16 @@ def _table7_ratios(data: TableData) -> list[str]:
 
 def build_table8(records: list[dict[str, Any]]) -> TableData:
     """Table VIII computed from the architectures (``predict_state_nbytes``), per the paper's
-    counting convention for each cell, with measured peak process memory beside where given."""
+    counting convention for each cell, with measured peak process memory beside where given, and
+    the fitted state of matching runs (same method, backbone, d, dataset and input size; see
+    :func:`fitted_state_gb`)."""
     from .methods import METHODS
 
     pcells = reference.cells("8")
     row_specs = reference.rows("8")
     data = TableData(reference.load_paper()["tables"]["8"]["title"], [("paper → computed", "state_gb"),
-                     ("computed, exact", "state_gb"), ("fit peak (measured)", "fit_peak_rss_bytes")], unit="GB")
+                     ("computed, exact", "state_gb"), ("fit peak (measured)", "fit_peak_rss_bytes"),
+                     ("paper → fitted", "fitted_gb")], unit="GB")
     for pc in pcells:
         spec = row_specs[pc.row]
         method = METHODS.get(spec["method"])
@@ -329,13 +382,42 @@ def build_table8(records: list[dict[str, Any]]) -> TableData:
         peak = [c["memory"]["fit_peak_rss_bytes"] / 1e9 for r in records if row_for("8", r) == pc.row
                 and r["config"]["dataset"]["name"] == pc.column for c in r["categories"]]
         label = f"{spec['label']}, {pc.column}, " + ("with" if pc.extra.get("backbone", True) else "without") + " backbone"
+        fitted = [v for r in records if row_for("8", r) == pc.row and r["config"]["dataset"]["name"] == pc.column
+                  for v in fitted_state_gb(r, pc.extra) if v is not None]
         data.rows.append((label, [Cell(paper=pc.value, tag=pc.tag, ours=computed),
                                   Cell(ours=computed),
-                                  Cell(ours=max(peak) if peak else None)]))
+                                  Cell(ours=max(peak) if peak else None),
+                                  Cell(paper=pc.value, tag=pc.tag, ours=max(fitted)) if fitted else Cell()]))
     data.notes.append("computed = fitted state in float32 from the architecture (GB = 1e9 bytes); SPADE bank for "
                       "242 images at 224 (MVTec AD) or 5,000 frames at 256 (STC). The paper does not state its "
                       "convention: only these with/without-backbone choices reproduce its values.")
+    data.notes.append("fitted = the state_bytes of fitted models in the given runs (same input size as the cell), "
+                      "by the same convention; SPADE's bank scaled from the run's training images to the cell's "
+                      "(242 images, 5,000 frames), since it grows linearly with them; the largest category shown")
     return data
+
+
+def fitted_state_gb(record: dict[str, Any], extra: dict[str, Any]) -> list[float | None]:
+    """Per category of ``record``, its fitted state in GB under a Table VIII cell's convention
+    (``extra``: ``backbone`` counted or not, ``n_train`` and ``size``); None for a category
+    without ``state_bytes`` or a run of another input size. Components that grow with the training
+    set (SPADE's ``bank``) are scaled to ``extra['n_train']``."""
+    ds = record["config"]["dataset"]
+    if (ds.get("crop") or ds.get("resize")) != extra["size"]:
+        return []
+    out: list[float | None] = []
+    for c in record["categories"]:
+        parts = (c.get("memory") or {}).get("state_bytes")
+        if not isinstance(parts, dict) or not c.get("n_train"):
+            out.append(None)
+            continue
+        total = 0.0
+        for k, v in parts.items():
+            if k == "backbone" and not extra.get("backbone", True):
+                continue
+            total += v * extra["n_train"] / c["n_train"] if k == "bank" else v
+        out.append(total / 1e9)
+    return out
 
 
 # ------------------------------------------------------------------------------------ rendering
@@ -374,7 +456,8 @@ def cell_text(c: Cell, unit: str) -> str:
 
 def _header(column: str, metric: str) -> str:
     names = {"pixel_roc_auc": "pixel ROC-AUC", "image_roc_auc": "image ROC-AUC", "pro": "PRO",
-             "infer_s_per_image": "s / image", "state_gb": "GB", "fit_peak_rss_bytes": "GB"}
+             "frame_roc_auc": "frame ROC-AUC", "infer_s_per_image": "s / image", "state_gb": "GB",
+             "fit_peak_rss_bytes": "GB", "fitted_gb": "GB"}
     return f"{column}\n{names.get(metric, metric)}"
 
 

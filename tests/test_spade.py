@@ -136,3 +136,15 @@ def test_predicted_bank_equals_the_fitted_bank_on_a_real_architecture():
     m.fit([torch.rand(3, 3, 64, 64)])
     predicted = Spade.predict_state_nbytes(params, "efficientnet_lite0", ["layer1", "layer2"], 64, 3)
     assert predicted == m.state_nbytes()
+
+
+def test_predicted_scoring_work_counts_every_distance_product():
+    """ResNet18 at 64 px: layer1 64 ch on 16x16, layer2 128 ch on 8x8, layer3 256 ch on 4x4, pooled
+    layer4 512 ch; k = 50 capped at the 10 training images. Multiply-adds counted by hand: the
+    pooled search (10 x 512) plus, per layer, (h w) queries x (k h w) gallery rows x C."""
+    cost = Spade.predict_score_cost(SpadeParams(k=50, chunk=100), "resnet18", ["layer1", "layer2", "layer3"], 64, 10)
+    expected = 10 * 512 + 256 * 2560 * 64 + 64 * 640 * 128 + 16 * 160 * 256
+    assert cost["macs"] == expected
+    assert cost["gallery_rows"] == 2560
+    # layer1 dominates the working set: gallery 2560 x 64, one 256 x 100 block, its top-k, the query
+    assert cost["temp_bytes"] == 4 * (2560 * 64 + 256 * 100 + 2 * 256 * (100 + 2) + 256 * 64 + 100 * 64)

@@ -103,6 +103,38 @@ class Spade(Method):
                                   params.pool_layer)
         return {"bank": per * n_train, "backbone": full_param_count(backbone) * 4}
 
+    @classmethod
+    def predict_score_cost(cls, params: SpadeParams, backbone: str, layers: list[str], size: int,
+                           n_train: int) -> dict[str, int]:
+        """Work and temporary memory of scoring ONE test image, predicted from the architecture
+        (``meta`` device) before fitting; the kNN search dominates both.
+
+        Returns:
+            ``macs``: multiply-adds of the distance products (image level ``n_train x C_pool``;
+            pixel level, per layer, ``(h w) x (K h w) x C`` under ``combine: mean``, once on the
+            concatenated layer1 grid under ``concat``), backbone excluded;
+            ``temp_bytes``: the largest per-layer working set, float32: the gathered gallery of the
+            K nearest images (``K h w C``), one distance block (``h w x chunk``), its top-k, and
+            the query map;
+            ``gallery_rows``: the largest gallery (``K h w``) searched per query pixel.
+        """
+        shapes = layer_shapes(backbone, cls.extractor_layers(params, layers), size)
+        k = min(params.k, n_train)
+        pool_c = shapes[params.pool_layer][0]
+        pix = {name: v for name, v in shapes.items() if name != params.pool_layer}
+        if params.combine == "concat":
+            h, w = max(((v[1], v[2]) for v in pix.values()), key=lambda hw: hw[0] * hw[1])
+            pix = {"concat": (sum(v[0] for v in pix.values()), h, w)}
+        macs = n_train * pool_c
+        temp = 0
+        for c, h, w in pix.values():
+            q, g = h * w, k * h * w
+            macs += q * g * c
+            block = min(params.chunk, g)
+            temp = max(temp, 4 * (g * c + q * block + 2 * q * (block + 2 * params.kappa) + q * c + block * c))
+        return {"macs": int(macs), "temp_bytes": int(temp),
+                "gallery_rows": int(max(k * h * w for _, h, w in pix.values()))}
+
     @staticmethod
     def bytes_per_image(channels: dict[str, int], grids: dict[str, tuple[int, int]], pool_layer: str) -> int:
         """Bank bytes per training image: every pixel layer's map plus the pooled vector, float32.
