@@ -1,0 +1,276 @@
+"""The report: run-time report data (curves, thresholds, selected maps), the figures and the HTML
+page, on tiny synthetic runs (random ResNet18, 64 px demo textures)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
+
+from padim_bench import metrics as M
+from padim_bench import runner
+from padim_bench.cli import app
+from padim_bench.config import load_config
+from padim_bench.data.demo import make_demo_dataset
+from padim_bench.report.build import build_report
+from padim_bench.report.data import (GROUPS, category_curves, load_category, safe_name, save_category, select_images,
+                                     thin_curve)
+
+cli = CliRunner()
+PNG = b"\x89PNG\r\n\x1a\n"
+trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 has only trapz
+
+
+# ------------------------------------------------------------------------------ metrics / curves
+def test_pro_curve_to_limit_is_what_pro_auc_integrates_hand_case():
+    masks = np.zeros((2, 10, 10), dtype=bool)
+    masks[0, 2:5, 2:5] = True
+    masks[1, 5:8, 5:8] = True
+    maps = np.zeros((2, 10, 10))
+    maps[0, 2:5, 2:5] = 1.0
+    maps[1, 5:8, 5:8] = 0.5
+    maps[0, 0, :5] = 0.9  # 5 of the 182 normal pixels
+    fpr, pro = M.pro_curve_to_limit(maps, masks, 0.3)
+    # thresholds 1.0, 0.9, 0.5, then the point at exactly FPR 0.3 (PRO 1: all regions found at 0.5)
+    np.testing.assert_allclose(fpr, [0, 0, 5 / 182, 5 / 182, 0.3])
+    np.testing.assert_allclose(pro, [0, 0.5, 0.5, 1, 1])
+    expected = (0.5 * 5 / 182 + 1.0 * (0.3 - 5 / 182)) / 0.3
+    assert M.curve_area(fpr, pro) / 0.3 == M.pro_auc(maps, masks, 0.3) == pytest.approx(expected, abs=1e-12)
+    assert trapezoid(pro, fpr) / 0.3 == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("limit", [0.05, 0.3, 1.0])
+def test_pro_curve_to_limit_area_equals_pro_auc_random(limit):
+    rng = np.random.default_rng(1)
+    masks = np.zeros((3, 32, 32), dtype=bool)
+    masks[0, 4:12, 4:12] = masks[1, 20:30, 2:6] = True
+    maps = rng.normal(size=masks.shape) + 1.5 * masks
+    fpr, pro = M.pro_curve_to_limit(maps, masks, limit)
+    assert fpr[0] == 0 and fpr[-1] == limit and np.all(np.diff(fpr) >= 0) and np.all(np.diff(pro) >= 0)
+    assert M.curve_area(fpr, pro) / limit == M.pro_auc(maps, masks, limit)
+    with pytest.raises(ValueError, match="fpr_limit"):
+        M.pro_curve_to_limit(maps, masks, 0.0)
+
+
+def test_thin_curve_keeps_endpoints_and_area():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 20000)
+    s = rng.normal(size=20000) + y
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, s)
+    assert len(fpr) > 400
+    x2, y2 = thin_curve(fpr, tpr, 400)
+    assert len(x2) <= 400 and (x2[0], y2[0]) == (fpr[0], tpr[0]) and (x2[-1], y2[-1]) == (fpr[-1], tpr[-1])
+    assert set(zip(x2, y2)) <= set(zip(fpr, tpr))  # picked from the curve, nothing invented
+    assert trapezoid(y2, x2) == pytest.approx(roc_auc_score(y, s), abs=2e-3)
+    short = thin_curve([0, 0.5, 1], [0, 1, 1], 400)
+    np.testing.assert_array_equal(short[0], [0, 0.5, 1])
+
+
+def _synthetic_category(n=12, size=48, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.array([0] * (n // 2) + [1] * (n - n // 2))
+    masks = np.zeros((n, size, size), dtype=np.uint8)
+    for i in np.flatnonzero(labels):
+        t, l = rng.integers(0, size - 10, 2)
+        masks[i, t : t + 10, l : l + 10] = 1
+    maps = (rng.normal(size=masks.shape) + 2.0 * masks).astype(np.float32)
+    scores = maps.reshape(n, -1).max(1).astype(np.float64)
+    return maps, masks, scores, labels
+
+
+def test_stored_curves_reproduce_the_metrics():
+    maps, masks, scores, labels = _synthetic_category()
+    c = category_curves(maps, masks, scores, labels, 0.3)
+    img, pix, pro = c["image_roc"], c["pixel_roc"], c["pro"]
+    assert trapezoid(img["tpr"], img["fpr"]) == pytest.approx(roc_auc_score(labels, scores), abs=1e-6)
+    assert img["auc"] == M.image_roc_auc(scores, labels)
+    assert pix["points"] > 400 and len(pix["fpr"]) <= 400  # thinned
+    assert trapezoid(pix["tpr"], pix["fpr"]) == pytest.approx(roc_auc_score(masks.ravel(), maps.ravel()), abs=2e-3)
+    assert pix["auc"] == pytest.approx(M.pixel_roc_auc(maps, masks), abs=1e-12)  # the full curve's area
+    assert pro["area"] == M.pro_auc(maps, masks, 0.3) and pro["fpr"][-1] == pytest.approx(0.3)
+    assert trapezoid(pro["pro"], pro["fpr"]) / 0.3 == pytest.approx(pro["area"], abs=2e-3)
+    # the pixel threshold maximises F1 among all thresholds
+    t = c["pixel_threshold"]["value"]
+    hit, gt = maps >= t, masks.astype(bool)
+    f1 = 2 * (hit & gt).sum() / (hit.sum() + gt.sum())
+    assert f1 == pytest.approx(c["pixel_threshold"]["f1"])
+    for other in np.quantile(maps, [0.5, 0.9, 0.99]):
+        h = maps >= other
+        assert 2 * (h & gt).sum() / (h.sum() + gt.sum()) <= f1 + 1e-12
+    j = c["image_threshold"]
+    assert (scores[labels == 1] >= j["value"]).mean() == pytest.approx(j["tpr"])
+
+
+def test_curves_undefined_with_one_class():
+    maps, masks, scores, labels = _synthetic_category()
+    good = labels == 0
+    c = category_curves(maps[good], masks[good], scores[good], labels[good], 0.3)
+    assert c["image_roc"] is c["pixel_roc"] is c["pro"] is c["pixel_threshold"] is None
+    assert c["map_range"]["max"] >= c["map_range"]["hi"] >= c["map_range"]["lo"] == c["map_range"]["min"]
+
+
+def test_select_images_groups():
+    scores = np.array([5.0, 1.0, 9.0, 3.0, 7.0, 2.0, 8.0])
+    labels = np.array([1, 1, 1, 0, 1, 0, 0])
+    sel = select_images(scores, labels, 2)
+    assert sel == [(2, "best_defective"), (4, "best_defective"), (1, "worst_defective"), (0, "worst_defective"),
+                   (6, "top_good"), (3, "top_good")]
+    # fewer defective images than 2 k: the worst never repeat the best
+    assert [i for i, g in select_images(scores, labels, 3) if g == "worst_defective"] == [1]
+    assert select_images(scores, labels, 0) == []
+
+
+def test_save_and_load_round_trip(tmp_path):
+    maps, masks, scores, labels = _synthetic_category()
+    paths = [f"root/cat/test/{'bad' if y else 'good'}/{i:03d}.png" for i, y in enumerate(labels)]
+    defects = ["bad" if y else "good" for y in labels]
+    json_path, nbytes = save_category(tmp_path, "cat/../x y", maps, masks, scores, labels, paths, defects, k=2,
+                                      fpr_limit=0.3, run_hash="r1", config_hash="c1")
+    assert json_path.parent == tmp_path / "report_data" and json_path.name == "cat_.._x_y.json"
+    assert nbytes == sum(p.stat().st_size for p in json_path.parent.iterdir())
+    record = {"category": "cat/../x y", "run_hash": "r1"}
+    cd = load_category(tmp_path, record)
+    assert cd.problems == []
+    idx = [s["index"] for s in cd.curves["selected"]]
+    assert [s["group"] for s in cd.curves["selected"]] == [g for g in GROUPS for _ in range(2)]
+    lo, hi = cd.curves["map_range"]["lo"], cd.curves["map_range"]["hi"]
+    assert lo == maps.min() and np.percentile(maps, 99.9) <= hi < maps.max()
+    # 8-bit levels of the display range; values above it saturate
+    assert np.abs(cd.maps - np.clip(maps[idx], lo, hi)).max() <= (hi - lo) / 510 + 1e-5
+    np.testing.assert_array_equal(cd.masks, masks[idx].astype(bool))
+    assert [s["score"] for s in cd.curves["selected"]] == [scores[i] for i in idx]
+    # another run's data, a torn pair, a missing file: reported, never drawn
+    assert "another run" in load_category(tmp_path, {**record, "run_hash": "r2"}).problems[0]
+    npz = json_path.with_suffix(".npz")
+    npz.write_bytes(npz.read_bytes()[:-10])
+    cd = load_category(tmp_path, record)
+    assert cd.maps is None and "checksum" in cd.problems[0] and cd.curves is not None
+    missing = load_category(tmp_path, {"category": "other", "run_hash": "r1"})
+    assert missing.curves is None and "--force" in missing.problems[0]
+    data = json.loads(json_path.read_text())
+    del data["map_range"]["hi"]
+    json_path.write_text(json.dumps(data))
+    assert "incomplete" in load_category(tmp_path, record).problems[0]
+    json_path.write_text("{not json")
+    assert "unreadable" in load_category(tmp_path, record).problems[0]
+
+
+def test_safe_name():
+    assert safe_name("../../etc/passwd") == "etc_passwd"
+    assert safe_name("PaDiM-EffL0-Rd100 [random]") == "PaDiM-EffL0-Rd100_random"
+    assert safe_name("...") == "unnamed"
+
+
+def test_output_keys_change_no_hash(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(yaml.safe_dump({"method": {"backbone": "resnet18", "d": 10}}))
+    a = load_config(cfg_file)
+    b = load_config(cfg_file, ["output.report_images=7", "output.report=true"])
+    assert b.output.report_images == 7 and b.output.report is True
+    assert (a.config_hash(), a.run_hash()) == (b.config_hash(), b.run_hash())
+    with pytest.raises(Exception, match="report_images"):
+        load_config(cfg_file, ["output.report_images=-1"])
+
+
+# ------------------------------------------------------------------------------------ end to end
+def _config(path: Path, data: Path, out: Path, d: int) -> Path:
+    path.write_text(yaml.safe_dump({
+        "dataset": {"root": str(data), "categories": ["brick", "gravel"], "resize": 64, "crop": 56,
+                    "texture_categories": ["brick"]},
+        "method": {"name": "padim", "backbone": "resnet18", "weights": "random", "d": d},
+        "runtime": {"device": "cpu", "batch_size": 4, "workers": 0, "timing_images": 2, "warmup_images": 1},
+        "output": {"dir": str(out), "report_images": 2},
+    }))
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """Two tiny runs: ``a`` through ``padim-bench run --report``, ``b`` through the runner."""
+    base = tmp_path_factory.mktemp("report")
+    data = make_demo_dataset(base / "data", n_train=6, n_test_good=3, n_test_defect=4, size=64)
+    a, b = base / "runs" / "a", base / "runs" / "b"
+    res = cli.invoke(app, ["run", str(_config(base / "a.yaml", data, a, 10)), "--quiet", "--report"])
+    assert res.exit_code == 0, res.output
+    runner.run(load_config(_config(base / "b.yaml", data, b, 20)), show_progress=False)
+    return {"a": a, "b": b, "base": base}
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_run_keeps_report_data_and_report_flag_writes_the_report(runs):
+    a = runs["a"]
+    for cat in ("brick", "gravel"):
+        data = json.loads((a / "report_data" / f"{cat}.json").read_text())
+        record = json.loads((a / "categories" / f"{cat}.json").read_text())
+        assert data["run_hash"] == record["run_hash"]
+        assert data["pro"]["area"] == record["metrics"]["pro"]  # the same code path as the metric
+        assert data["pixel_roc"]["auc"] == pytest.approx(record["metrics"]["pixel_roc_auc"], abs=1e-12)
+        assert data["image_roc"]["auc"] == record["metrics"]["image_roc_auc"]
+        assert [s["path"] for s in data["selected"]] == [record["image_paths"][s["index"]] for s in data["selected"]]
+        assert len(data["selected"]) == 6  # 2 per group: 4 defective and 3 good test images
+        assert (a / "report_data" / f"{cat}.npz").stat().st_size < 30_000
+    page = (a / "report" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(list((a / "report" / "figures").glob("*.png")))
+
+
+@pytest.mark.slow
+def test_report_of_two_runs_writes_every_figure_and_changes_nothing(runs):
+    a, b, out = runs["a"], runs["b"], runs["base"] / "rep"
+    before = {k: _digests(runs[k]) for k in ("a", "b")}
+    res = cli.invoke(app, ["report", str(a), str(b), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "MB on disk" in res.output
+    assert {k: _digests(runs[k]) for k in ("a", "b")} == before  # no stored byte (JSON, npz, csv, md) changed
+    figs = sorted(p.name for p in (out / "figures").iterdir())
+    expected = {"bars.png", "cost.png", "curves_brick.png", "curves_gravel.png"}
+    for label in ("PaDiM-R18-Rd10_random", "PaDiM-R18-Rd20_random"):
+        for cat in ("brick", "gravel"):
+            expected |= {f"overlay_{cat}_{label}_{g}.png" for g in GROUPS}
+    assert set(figs) == expected
+    for name in figs:
+        assert (out / "figures" / name).read_bytes().startswith(PNG)
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count('<img src="data:image/png;base64,') == len(expected)
+    assert "<table" in page and "image ROC-AUC %" in page and "Table III" in page and "Table VIII" in page
+    assert "pixel F1" in page and "Youden" in page  # the threshold rules are stated
+    assert "src=\"http" not in page and "<script" not in page  # readable offline
+    # a second report into the same folder replaces the first one's figures
+    res = cli.invoke(app, ["report", str(a), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert not any("Rd20" in p.name for p in (out / "figures").iterdir())
+
+
+@pytest.mark.slow
+def test_report_names_categories_without_report_data(runs, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(runs["b"], old)
+    (old / "report_data" / "brick.json").unlink()  # as a category finished before report data existed
+    summary = build_report([old], tmp_path / "rep", paper_tables=())
+    assert any("brick" in p and "--force" in p for p in summary.problems)
+    figs = {p.name for p in (tmp_path / "rep" / "figures").iterdir()}
+    assert not any(n.startswith("overlay_brick") for n in figs) and any(n.startswith("overlay_gravel") for n in figs)
+    assert "curves_gravel.png" in figs
+    assert summary.total_bytes == sum(p.stat().st_size for p in summary.files)
+
+
+def test_report_on_a_folder_that_is_not_a_run(tmp_path):
+    (tmp_path / "empty").mkdir()
+    res = cli.invoke(app, ["report", str(tmp_path / "empty")])
+    assert res.exit_code == 2 and "not a padim-bench run folder" in res.output and "empty" in res.output
+    res = cli.invoke(app, ["report", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "nowhere" in res.output
+    assert not (tmp_path / "r").exists()
