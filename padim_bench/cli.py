@@ -40,7 +40,12 @@ SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override any
 
 
 def _fail(e: Exception) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)  # "[ray]" is text
+    msg = str(e)
+    if msg.startswith("Caught ") and "Original Traceback" in msg:  # re-raised from a DataLoader worker: keep its message
+        last = [ln for ln in msg.strip().splitlines() if ln.strip()][-1]
+        head, _, tail = last.partition(": ")
+        msg = tail if tail and head.split(".")[-1] == type(e).__name__ else last
+    err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)  # "[ray]" is text
     raise typer.Exit(2)
 
 

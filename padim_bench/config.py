@@ -636,8 +636,9 @@ def expand_experiments(path: str | Path, sets: list[str] | None = None, **named:
     axes = data.get("axes") or {}
     if not isinstance(variants, list) or not all(isinstance(v, dict) and isinstance(v.get("name"), str) for v in variants):
         raise ConfigError(f"{p}: variants must be a list of {{name: ..., set: {{key: value}}}}")
-    if seeds is not None and (not isinstance(seeds, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds)):
-        raise ConfigError(f"{p}: seeds must be a list of integers")
+    if seeds is not None and (not isinstance(seeds, list) or not seeds
+                              or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds)):
+        raise ConfigError(f"{p}: seeds must be a non-empty list of integers")
     if not isinstance(axes, dict) or not all(isinstance(k, str) and k and isinstance(v, list) and v for k, v in axes.items()):
         raise ConfigError(f"{p}: axes must map dotted keys to non-empty lists, e.g. axes: {{method.d: [100, 200]}}")
     axes = dict(axes)

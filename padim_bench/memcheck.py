@@ -215,8 +215,13 @@ def check_run(cfg: Any, splits: list[Any], device: torch.device, size: int, *,
             problems.append(f"about {_gb(need_disk)} of disk for the memory-mapped bank but {_gb(disk_free)} is free")
         if problems and not allow:
             what = f"{cfg.method.name} with {cfg.method.backbone} on {split.name} ({len(split.train)} training images at {size}x{size})"
-            ways = ["fewer training images (STC: dataset.train_frames_total or dataset.train_stride)",
-                    "a smaller runtime.batch_size"]
+            if cfg.method.name == "padim":  # its state does not grow with the number of images
+                ways = ["a smaller method.d (the co-moment and factor grow with d squared)",
+                        "method.accumulate_dtype: float32 (halves the co-moment)", "a smaller runtime.batch_size"]
+            else:
+                ways = ["fewer training images" + (" (dataset.train_frames_total or dataset.train_stride)"
+                                                   if cfg.dataset.name == "stc" else ""),
+                        "a smaller runtime.batch_size"]
             if cfg.method.name == "spade" and getattr(cfg.method.params, "bank", "memory") == "memory":
                 ways.insert(0, "method.bank: mmap (the bank on disk)")
             raise MemoryRefused(

@@ -219,3 +219,19 @@ def test_a_subset_rerun_keeps_every_finished_category_in_the_results(make_mvtec,
     runner.run(make_cfg(ds.root, out), show_progress=False)
     rec = runner.run(make_cfg(ds.root, out, categories=["bbb"]), show_progress=False)
     assert [c["category"] for c in rec["categories"]] == ["aaa", "bbb"]
+
+
+def test_an_error_raised_in_a_dataloader_worker_is_shown_as_its_own_message(capsys):
+    """torch re-raises a worker's exception with its traceback in the message; the CLI shows the
+    original one-line message, not the traceback."""
+    import typer
+
+    from padim_bench import cli
+    from padim_bench.errors import DataError
+
+    wrapped = DataError("Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+                        '  File "x.py", line 1, in f\npadim_bench.errors.DataError: v.avi: only 14 frames decode\n')
+    with pytest.raises(typer.Exit):
+        cli._fail(wrapped)
+    err = capsys.readouterr().err
+    assert "error: v.avi: only 14 frames decode" in err and "Original Traceback" not in err

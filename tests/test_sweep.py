@@ -340,3 +340,14 @@ def test_ray_missing_is_a_clear_error(tmp_path, demo_root, monkeypatch):
     sweep = small_sweep(tmp_path / "s.yaml", demo_root, tmp_path / "out")
     res = cli.invoke(app, ["sweep", str(sweep), "--executor", "ray", "--quiet"])
     assert res.exit_code == 2 and "pip install 'padim-bench[ray]'" in res.output
+
+
+def test_empty_seeds_list_is_a_clear_error(tmp_path):
+    """``seeds: []`` would expand into no run at all: refused with the file named."""
+    from padim_bench.config import load_experiments
+    from padim_bench.errors import ConfigError
+
+    f = tmp_path / "s.yaml"
+    f.write_text("extends: " + str(Path("configs/mvtec_effl0.yaml").resolve()) + "\nseeds: []\n")
+    with pytest.raises(ConfigError, match="seeds must be a non-empty list"):
+        load_experiments(f)

@@ -600,7 +600,7 @@ class VideoFrames(torch.utils.data.IterableDataset):
             raise DataError(f"{path}: decoding failed at frame {i + 1} ({type(e).__name__}: {e})") from None
         if i < last:
             raise DataError(f"{path}: only {i + 1} frames decode, its header says {n}; selected frame {last} is missing "
-                            "(re-encode the video, or set dataset.on_unreadable: skip after removing it)")
+                            "(re-encode the video or remove it; the layout check reads only its header and first frame)")
 
 
 class ClipFrames(torch.utils.data.Dataset):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import statistics
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -297,6 +298,12 @@ def run_sweep(plan: SweepPlan, *, executor: str = "local", address: str | None =
         backend: Any = LocalBackend(job_threads, spec_of)
     else:
         backend = RayBackend(spec_of, resources_of, ray=ray)
+    import signal
+
+    def _terminate(signum, frame):  # SIGTERM (kill, a cluster scheduler): stop like Ctrl-C, jobs included
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         with progress:
             refresh()
@@ -305,6 +312,8 @@ def run_sweep(plan: SweepPlan, *, executor: str = "local", address: str | None =
         backend.shutdown()
         raise
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if started_ray:
             ray.shutdown()
     touched = {j.run.run_name for j in runnable}

@@ -134,8 +134,14 @@ class LocalBackend:
         return out
 
     def shutdown(self) -> None:
+        """Cancel pending jobs and stop running ones (their processes are terminated: a killed
+        driver must not leave job processes behind; finished jobs' records are already on disk)."""
         for pool in self.pools.values():
+            procs = list((getattr(pool, "_processes", None) or {}).values())  # no public API before Python 3.14
             pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
         self.pools.clear()
 
 
