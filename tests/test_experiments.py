@@ -43,7 +43,7 @@ def test_bad_experiment_files_are_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown keys"):
         load_experiments(bad)
     bad.write_text(yaml.safe_dump({"seeds": ["x"]}))
-    with pytest.raises(ConfigError, match="seeds must be a list of integers"):
+    with pytest.raises(ConfigError, match="seeds must be a non-empty list of integers"):
         load_experiments(bad)
     bad.write_text(yaml.safe_dump({"variants": [{"name": "a", "set": {"method.dd": 1}}]}))
     with pytest.raises(ConfigError, match=r"variant a.*method.dd"):
