@@ -203,6 +203,7 @@ def validate(
     data_root: DataRootOpt = None,
     categories: CategoriesOpt = None,
     set_: SetOpt = None,
+    weights: WeightsOpt = None,
 ) -> None:
     """Check a config, its names, its weights file and every data file (layout and decoding)
     without loading a model or fitting anything."""
@@ -213,7 +214,7 @@ def validate(
     from .runner import check_names
 
     try:
-        cfgs = load_experiments(config, set_, data_root=data_root, categories=categories)
+        cfgs = load_experiments(config, set_, data_root=data_root, categories=categories, weights=weights)
         for c in cfgs:
             check_names(c)
         cfg = cfgs[0]

@@ -115,3 +115,14 @@ def test_validate_lists_counts(tmp_path, tiny_data):
     res = runner.invoke(app, ["validate", str(cfg)])
     assert res.exit_code == 0, res.output
     assert "brick: 6 train, 3 test good, 4 test defective" in res.output
+
+
+def test_validate_takes_weights_like_run(tmp_path, tiny_data, monkeypatch):
+    """``validate --weights random`` checks a ResNet config without its ImageNet file (as ``run``
+    does); without the option the missing checkpoint is reported."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights_here"))
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, tmp_path / "out")
+    res = runner.invoke(app, ["validate", str(cfg), "--set", "method.backbone=resnet18", "--weights", "random"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["validate", str(cfg), "--set", "method.backbone=resnet18", "--set", "method.weights=imagenet"])
+    assert res.exit_code == 2 and "resnet18" in res.output

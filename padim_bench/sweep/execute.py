@@ -151,7 +151,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise PadimBenchError("the ray executor needs Ray: pip install 'padim-bench[ray]' (or pip install ray), "
+        raise PadimBenchError("the ray executor needs Ray: pip install 'padim-bench[ray]' (from a clone: pip install -e '.[ray]'), "
                               "the same version on every node") from None
     return ray
 
