@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -64,29 +63,6 @@ R18_MODEL_OVER_BACKBONE = 1.3
 
 
 # ------------------------------------------------------------------------------- padim-bench child
-def _hwm() -> int:
-    import re
-
-    return int(re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024
-
-
-def _rss() -> int:
-    import re
-
-    return int(re.search(r"VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024
-
-
-class _Span:
-    def __enter__(self):
-        Path("/proc/self/clear_refs").write_text("5")
-        self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.t0
-        self.peak = _hwm()
-
-
 def child_ours(args: argparse.Namespace) -> dict[str, Any]:
     """One padim-bench measurement in this (fresh) process; the same spans as the anomalib child."""
     import resource
@@ -99,6 +75,7 @@ def child_ours(args: argparse.Namespace) -> dict[str, Any]:
     from padim_bench.data.mvtec import scan_category
     from padim_bench.data.transforms import Preprocess, make_loader
     from padim_bench.methods.base import postprocess
+    from padim_bench.profiling import measure  # VmHWM reset at span start: the same rule as the peer child
     from padim_bench.runner import build_method, check_names
 
     import_s = time.perf_counter() - t_import
@@ -122,15 +99,13 @@ def child_ours(args: argparse.Namespace) -> dict[str, Any]:
     method = build_method(cfg, torch.device("cpu"))
     prep = Preprocess(256, 224, "bicubic")
     ev = cfg.evaluation
-    rss_before_fit = _rss()
-
-    with _Span() as fit:
+    with measure("cpu") as fit:
         method.fit(images for images, *_ in make_loader(train, prep, b["batch_size"], 0))
 
     n_warm = min(2, len(split.test) - 1)
     chosen = split.test[: n_warm + args.b1_images]
     times, pre = [], []
-    with _Span() as b1:
+    with measure("cpu") as b1:
         for i, s in enumerate(chosen):
             t0 = time.perf_counter()
             img = prep.image(load_image(s.path))[None]
@@ -139,7 +114,7 @@ def child_ours(args: argparse.Namespace) -> dict[str, Any]:
             if i >= n_warm:
                 times.append(time.perf_counter() - t0)
                 pre.append(img)
-    with _Span() as batched:
+    with measure("cpu") as batched:
         for images, *_ in make_loader(split.test, prep, b["batch_size"], 0):
             raw, scores = method.score_images(images)
             postprocess(raw, (224, 224), ev.sigma, ev.map_interpolation, scores)
@@ -161,11 +136,11 @@ def child_ours(args: argparse.Namespace) -> dict[str, Any]:
 
     return {
         "tool": "padim-bench", "backbone": b["backbone"], "d": b["d"], "n_train": len(train),
-        "n_test": len(split.test), "import_s": import_s, "rss_before_fit_bytes": rss_before_fit,
-        "fit_s": fit.seconds, "fit_peak_bytes": fit.peak,
+        "n_test": len(split.test), "import_s": import_s, "rss_before_fit_bytes": fit.start_rss_bytes,
+        "fit_s": fit.seconds, "fit_peak_bytes": fit.peak_rss_bytes,
         "infer_b1_s_per_image": statistics.fmean(times), "infer_b1_median_s": statistics.median(times),
-        "b1_images": len(times), "infer_b1_peak_bytes": b1.peak,
-        "infer_batched_s_per_image": batched.seconds / len(split.test), "infer_batched_peak_bytes": batched.peak,
+        "b1_images": len(times), "infer_b1_peak_bytes": b1.peak_rss_bytes,
+        "infer_batched_s_per_image": batched.seconds / len(split.test), "infer_batched_peak_bytes": batched.peak_rss_bytes,
         "backbone_b1_s_per_image": backbone_s, "model_b1_s_per_image": model_s,
         "batch_size": b["batch_size"], "process_peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "threads": torch.get_num_threads(),
