@@ -139,8 +139,12 @@ class RuntimeConfig:
     Attributes:
         device: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``.
         batch_size: images per forward pass during fitting and batched scoring.
-        workers: DataLoader worker processes for decoding images (0 = in the main process).
+        workers: DataLoader worker processes for decoding images; 0 = a decoding thread in the
+            main process, one batch ahead of the backbone (no extra processes, so the main
+            process's memory is the whole run's).
         threads: torch intra-op threads; ``None`` keeps torch's default.
+        channels_last: run the backbone's convolutions in NHWC layout (faster on CPU, same
+            numbers to float32 rounding); false = NCHW.
         timing_images: test images scored one at a time for the batch-1 inference timing.
         warmup_images: images scored (and discarded) before the timed batch-1 span.
         allow_memory_over: run a fit even when its predicted memory exceeds what is available
@@ -152,6 +156,7 @@ class RuntimeConfig:
     batch_size: int = 32
     workers: int = 2
     threads: Union[int, None] = None
+    channels_last: bool = True
     timing_images: int = 20
     warmup_images: int = 2
     allow_memory_over: bool = False
@@ -222,6 +227,8 @@ class RunConfig:
         are reused only under the same run hash."""
         rt = dataclasses.asdict(self.runtime)
         rt.pop("allow_memory_over")  # refuses or allows a run, changes no figure
+        if not rt["channels_last"]:  # NCHW: the layout of every run made before this key existed,
+            rt.pop("channels_last")  # so their folders keep their run hash
         blob = json.dumps({"config": self.config_hash(), "runtime": rt}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

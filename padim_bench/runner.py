@@ -15,7 +15,8 @@ Order of work, so that every error a user can cause comes before any long comput
 
 Timed spans (seconds, ``time.perf_counter``):
 
-* ``fit_s``: the whole fit, decoding and pre-processing included (DataLoader workers overlap it).
+* ``fit_s``: the whole fit, decoding and pre-processing included (overlapped by a decoding thread
+  with ``runtime.workers: 0``, by DataLoader worker processes otherwise).
 * ``infer_s_per_image``: batch 1, after ``warmup_images``, mean over ``timing_images`` test images,
   from the image file to the smoothed map: decode, resize/crop, backbone, embedding, Mahalanobis
   distances, upsampling, Gaussian filter, max. Model and weight loading are outside.
@@ -32,7 +33,7 @@ import statistics
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -56,7 +57,7 @@ from .profiling import gemm_rate, measure
 
 RECORD_VERSION = 1
 TIMED_SPANS = {
-    "fit_s": "whole fit, image decoding and resizing included (DataLoader workers decode in parallel): "
+    "fit_s": "whole fit, image decoding and resizing included (a decoding thread, or DataLoader workers, overlap it): "
              "PaDiM: backbone, embedding, mean/covariance update, Cholesky and inverse factor; SPADE: backbone "
              "and feature bank; VAE: training (its budget is in the model description)",
     "infer_s_per_image": "batch 1 after warm-up: decode, resize/crop, backbone, embedding, distances, "
@@ -116,7 +117,8 @@ def build_method(cfg: RunConfig, device: torch.device) -> Method:
     spec = METHODS.get(cfg.method.name)
     m = cfg.method
     layers = spec.cls.extractor_layers(m.params, m.layers)
-    extractor = load_backbone(m.backbone, layers, weights=m.weights, seed=m.seed, device=device)
+    extractor = load_backbone(m.backbone, layers, weights=m.weights, seed=m.seed, device=device,
+                              channels_last=cfg.runtime.channels_last)
     return spec.cls(m.params, extractor, device=device, seed=m.seed)
 
 
@@ -238,7 +240,7 @@ class TrainBatches:
 
 
 def _loader(cfg: RunConfig, samples: Any, prep: Preprocess, augment: Augment | None,
-            which: str) -> torch.utils.data.DataLoader:
+            which: str) -> Iterable:
     """The DataLoader of a split's ``train`` or ``test`` samples for the dataset's format: MVTec AD
     images (:func:`make_loader`), or STC videos decoded as they stream and test frames with their
     mask slices (:func:`padim_bench.data.stc.make_stc_loader`)."""
@@ -377,7 +379,8 @@ def run_category(
             "fit_peak_cuda_bytes": fit["fit_peak_cuda_bytes"],
             "infer_peak_cuda_bytes": infer_span.peak_cuda_bytes,
             "rss_method": fit["rss_method"],
-            "note": f"main process only; {rt.workers} DataLoader worker process(es) decode images separately",
+            "note": (f"main process only; {rt.workers} DataLoader worker process(es) decode images separately"
+                     if rt.workers else "whole run: images are decoded by a thread of this process"),
         },
         "model": method.describe(),
         "image_scores": scores_a.tolist(),

@@ -28,7 +28,7 @@ What is measured (CPU, DataLoader workers = 0, torch threads = os.cpu_count(), s
   per repeat: ``padim_bench.runner._timing_pass`` (batch 1, 2 warm-up images, then the timing images:
   end-to-end = decode .. smoothed map, model-only = backbone .. smoothed map, mean per image); the
   backbone forward alone on the same pre-processed images (same layers, inference_mode, 2 warm-up
-  images); the batched scoring pass (batch 32, 16 for WR50) over the test set as the runner does it
+  images); the batched scoring pass (batch 8) over the test set as the runner does it
   (decode included, workers 0) and the same pass on pre-decoded tensors (model-only).
 * each timing figure is the median over repeats (WR50 fits: at most 2 repeats per N).
 
@@ -64,10 +64,10 @@ INFER_FIT_N = 20
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "effl0": {"label": "EffLite0-Rd100", "backbone": "efficientnet_lite0", "weights": "imagenet",
-              "d": 100, "batch_size": 32},
-    "r18": {"label": "R18-Rd100", "backbone": "resnet18", "weights": "random", "d": 100, "batch_size": 32},
+              "d": 100, "batch_size": 8},
+    "r18": {"label": "R18-Rd100", "backbone": "resnet18", "weights": "random", "d": 100, "batch_size": 8},
     "wr50": {"label": "WR50-Rd550", "backbone": "wide_resnet50_2", "weights": "random", "d": 550,
-             "batch_size": 16},
+             "batch_size": 8},
 }
 
 

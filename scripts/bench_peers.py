@@ -19,7 +19,7 @@ Protocol, identical for both tools (MVTec AD ``bottle``: 209 training, 83 test i
   memory only); torch threads = cores; DataLoader workers 0 (decoding happens in the measured process).
 * every measurement is a FRESH process (one per tool, backbone and repeat); repeats are interleaved
   (A B, B A, A B, ...) so that slow periods of a noisy machine hit both tools;
-* fit span: decode + pre-processing + backbone + the method's fit, batches of 32 (16 for WR50);
+* fit span: decode + pre-processing + backbone + the method's fit, batches of ``--batch-size`` (8, both tools);
   inference batch 1: per image from the file to the smoothed anomaly map and its score, mean over
   ``--b1-images`` after 2 warm-up images; inference batched: the whole test set in batches;
 * memory: whole-process resident set, its high-water mark over each span (``VmHWM`` reset at the span
@@ -50,16 +50,21 @@ SEED = 0
 CATEGORY = "bottle"
 PEER_CHILD = REPO / "scripts" / "peers" / "anomalib_padim_child.py"
 BACKBONES = {
-    "r18": {"label": "R18-Rd100", "backbone": "resnet18", "d": 100, "batch_size": 32},
-    "wr50": {"label": "WR50-Rd550", "backbone": "wide_resnet50_2", "d": 550, "batch_size": 16},
+    "r18": {"label": "R18-Rd100", "backbone": "resnet18", "d": 100},
+    "wr50": {"label": "WR50-Rd550", "backbone": "wide_resnet50_2", "d": 550},
 }
+# the same batch for both tools (fit and batched inference); on CPU a batch of 8 is as fast as 32
+# for both and holds a quarter of the activations (measured here, R18: fit peak 1.30 vs 1.62 GB)
+BATCH_SIZE = 8
 # the issue's goals (#8): (figure, backbone, limit, unit)
 GOALS = [
-    ("fit_s", "r18", 12.0, "s"), ("fit_peak_bytes", "r18", 1.0e9, "B"), ("infer_b1_s_per_image", "r18", None, "s"),
+    ("fit_s", "r18", 12.0, "s"), ("fit_peak_bytes", "r18", 1.0e9, "B"), ("infer_b1_s_per_image", "r18", 0.045, "s"),
     ("fit_s", "wr50", 60.0, "s"), ("fit_peak_bytes", "wr50", 6.0e9, "B"),
     ("infer_b1_s_per_image", "wr50", 0.5, "s"), ("infer_batched_s_per_image", "wr50", 0.2, "s"),
 ]
 R18_MODEL_OVER_BACKBONE = 1.3
+# figures on which the issue asks for >= 2x over anomalib
+TWO_X = {"fit_s", "fit_peak_bytes", "infer_b1_s_per_image", "infer_batched_s_per_image"}
 
 
 # ------------------------------------------------------------------------------- padim-bench child
@@ -90,7 +95,7 @@ def child_ours(args: argparse.Namespace) -> dict[str, Any]:
         "method": {"name": "padim", "backbone": b["backbone"], "weights": "random",
                    "layers": ["layer1", "layer2", "layer3"], "d": b["d"], "seed": SEED, "epsilon": 0.01},
         "evaluation": {"sigma": 4.0, "map_interpolation": "bilinear"},
-        "runtime": {"device": "cpu", "batch_size": b["batch_size"], "workers": 0},
+        "runtime": {"device": "cpu", "batch_size": args.batch_size, "workers": 0},
         "output": {"dir": "results/bench/_unused"},
     })
     check_names(cfg)
@@ -100,7 +105,7 @@ def child_ours(args: argparse.Namespace) -> dict[str, Any]:
     prep = Preprocess(256, 224, "bicubic")
     ev = cfg.evaluation
     with measure("cpu") as fit:
-        method.fit(images for images, *_ in make_loader(train, prep, b["batch_size"], 0))
+        method.fit(images for images, *_ in make_loader(train, prep, args.batch_size, 0))
 
     n_warm = min(2, len(split.test) - 1)
     chosen = split.test[: n_warm + args.b1_images]
@@ -115,7 +120,7 @@ def child_ours(args: argparse.Namespace) -> dict[str, Any]:
                 times.append(time.perf_counter() - t0)
                 pre.append(img)
     with measure("cpu") as batched:
-        for images, *_ in make_loader(split.test, prep, b["batch_size"], 0):
+        for images, *_ in make_loader(split.test, prep, args.batch_size, 0):
             raw, scores = method.score_images(images)
             postprocess(raw, (224, 224), ev.sigma, ev.map_interpolation, scores)
     with torch.inference_mode():  # the backbone forward alone, batch 1, same images
@@ -142,7 +147,7 @@ def child_ours(args: argparse.Namespace) -> dict[str, Any]:
         "b1_images": len(times), "infer_b1_peak_bytes": b1.peak_rss_bytes,
         "infer_batched_s_per_image": batched.seconds / len(split.test), "infer_batched_peak_bytes": batched.peak_rss_bytes,
         "backbone_b1_s_per_image": backbone_s, "model_b1_s_per_image": model_s,
-        "batch_size": b["batch_size"], "process_peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "batch_size": args.batch_size, "channels_last": cfg.runtime.channels_last, "process_peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "threads": torch.get_num_threads(),
         "versions": {"padim-bench": padim_bench.__version__, "torch": torch.__version__,
                      "torchvision": torchvision.__version__, "python": sys.version.split()[0]},
@@ -210,6 +215,7 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=0, help="0 = all training images")
     ap.add_argument("--b1-images", type=int, default=20)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="both tools, fit and batched inference")
     ap.add_argument("--quick", action="store_true", help="20 training images, 5 timed images, 1 repeat (a smoke run)")
     args = ap.parse_args()
     if args.child:
@@ -233,10 +239,10 @@ def main() -> None:
     for key in keys:
         b = BACKBONES[key]
         common = ["--data-root", args.data_root, "--n-train", str(args.n_train), "--b1-images", str(args.b1_images),
-                  "--threads", str(args.threads)]
+                  "--threads", str(args.threads), "--batch-size", str(args.batch_size)]
         ours = [sys.executable, str(Path(__file__).resolve()), "--child", "ours", "--key", key, *common]
         peer = [str(peer_py), str(PEER_CHILD), "--backbone", b["backbone"], "--d", str(b["d"]),
-                "--batch-size", str(b["batch_size"]), "--seed", str(SEED), *common]
+                "--seed", str(SEED), *common]
         results[key] = {"padim-bench": [], "anomalib": []}
         for rep in range(args.repeats):
             order = [("padim-bench", ours), ("anomalib", peer)]
@@ -256,6 +262,7 @@ def main() -> None:
         "environment": environment(torch.device("cpu")),
         "protocol": {"category": CATEGORY, "resize": 256, "crop": 224, "weights": "random", "seed": SEED,
                      "workers": 0, "threads": args.threads or os.cpu_count(), "repeats": args.repeats,
+                     "batch_size": args.batch_size,
                      "n_train": args.n_train or "all", "b1_images": args.b1_images, "warmup_images": 2},
         "peer": {"name": "anomalib", "version": ANOMALIB_VERSION, "venv": str(args.peer_venv)},
         "results": results,
@@ -281,19 +288,20 @@ def render(record: dict[str, Any]) -> str:
     L.append(f"- machine: {env['cpu']}, {env['cpu_count']} logical cores, {env['memory_total_bytes'] / 1e9:.1f} GB RAM; "
              f"{env['platform']}; git {env['git_commit']}")
     L.append(f"- protocol: resize {p['resize']} + centre crop {p['crop']}, layer1..layer3, RANDOM backbone weights "
-             f"(time and memory only), seed {p['seed']}, DataLoader workers {p['workers']}, torch threads {p['threads']}, "
+             f"(time and memory only), seed {p['seed']}, batch size {p.get('batch_size', '32 (R18) / 16 (WR50)')}, "
+             f"DataLoader workers {p['workers']}, torch threads {p['threads']}, "
              f"training images {p['n_train']}, batch-1 timing over {p['b1_images']} test images after "
              f"{p['warmup_images']} warm-up; median of {p['repeats']} fresh-process repeats per tool, interleaved")
     L.append(f"- versions: padim-bench side {json.dumps(next(iter(record['results'].values()))['padim-bench'][0]['versions'])}; "
              f"anomalib side {json.dumps(next(iter(record['results'].values()))['anomalib'][0]['versions'])}")
     L.append("- memory: whole-process resident set (GB = 1e9 bytes), high-water mark over the span; "
              "'before fit' = interpreter + libraries + model, resident before the fit starts\n")
-    L.append("| figure | backbone | padim-bench | anomalib | anomalib / padim-bench | padim-bench goal | goal met |")
-    L.append("|---|---|---|---|---|---|---|")
+    L.append("| figure | backbone | padim-bench | anomalib | anomalib / padim-bench | >= 2x | padim-bench goal | goal met |")
+    L.append("|---|---|---|---|---|---|---|---|")
     rows = [("fit, s", "fit_s", "s"), ("fit peak process memory, GB", "fit_peak_bytes", "B"),
             ("resident before fit, GB", "rss_before_fit_bytes", "B"),
             ("fit peak minus resident before fit, GB", "fit_increment", "B"),
-            ("inference batch 1, s/image", "infer_b1_s_per_image", "s"),
+            ("inference batch 1 (file to map), s/image", "infer_b1_s_per_image", "s"),
             ("inference batched, s/image", "infer_batched_s_per_image", "s"),
             ("inference peak process memory (batched), GB", "infer_batched_peak_bytes", "B"),
             ("machine busy during the measurement, cores", "machine_busy_cores", "c")]
@@ -306,23 +314,28 @@ def render(record: dict[str, Any]) -> str:
             ours, peer = median(by_tool["padim-bench"], field), median(by_tool["anomalib"], field)
             ratio = f"{peer / ours:.2f}x" if ours and peer and unit != "c" else "-"
             lim = goals.get((field, key))
-            if field == "infer_b1_s_per_image" and key == "r18":
-                bb = median(by_tool["padim-bench"], "backbone_b1_s_per_image")
-                lim = R18_MODEL_OVER_BACKBONE * bb if bb else None
             goal = "-" if lim is None else ("<= " + _fmt(lim, unit))
             met = "-" if lim is None or ours is None else ("yes" if ours <= lim else "NO")
+            two = "-" if field not in TWO_X or not (ours and peer) else ("yes" if peer / ours >= 2 else "NO")
             if unit == "c":
                 fmt = (lambda v: "-" if v is None else f"{v:.2f}")  # noqa: E731
-                L.append(f"| {label} | {BACKBONES[key]['label']} | {fmt(ours)} | {fmt(peer)} | - | - | - |")
+                L.append(f"| {label} | {BACKBONES[key]['label']} | {fmt(ours)} | {fmt(peer)} | - | - | - | - |")
                 continue
-            L.append(f"| {label} | {BACKBONES[key]['label']} | {_fmt(ours, unit)} | {_fmt(peer, unit)} | {ratio} | {goal} | {met} |")
+            L.append(f"| {label} | {BACKBONES[key]['label']} | {_fmt(ours, unit)} | {_fmt(peer, unit)} | {ratio} | {two} "
+                     f"| {goal} | {met} |")
         bb, mo = median(by_tool["padim-bench"], "backbone_b1_s_per_image"), median(by_tool["padim-bench"], "model_b1_s_per_image")
         if bb and mo:
+            lim = R18_MODEL_OVER_BACKBONE if key == "r18" else None
+            goal, met = ("-", "-") if lim is None else (f"<= {lim:.1f}x", "yes" if mo / bb <= lim else "NO")
             L.append(f"| backbone forward alone / model-only batch 1, s/image | {BACKBONES[key]['label']} | "
-                     f"{bb:.3f} / {mo:.3f} ({mo / bb:.2f}x) | - | - | - | - |")
-    L.append("\nThe R18 batch-1 goal is 1.3x the backbone forward alone measured in the same process "
-             "(issue #8: about 0.045 s per image on this kind of machine). Ratios > 1 mean padim-bench is "
-             "better; the issue asks for >= 2x on fit time, fit peak memory and inference time.")
+                     f"{bb:.3f} / {mo:.3f} ({mo / bb:.2f}x) | - | - | - | {goal} | {met} |")
+    L.append("\nRatios > 1 mean padim-bench is better; the issue asks for >= 2x on fit time, fit peak memory "
+             "and inference time. R18 batch-1 goals (issue #8): about 0.045 s per image, and the model alone "
+             "(tensor in, smoothed map out) within 1.3x of the backbone's forward pass measured in the same "
+             "process. 'File to map' includes PNG decoding (about 20 ms for a 900x900 bottle image here), "
+             "which neither goal's backbone figure does. Memory is the whole process, so its floor is "
+             "torch + torchvision once imported (about 0.7 GB resident with this CUDA build of torch) plus "
+             "the backbone's weights.")
     return "\n".join(L) + "\n"
 
 

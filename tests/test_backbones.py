@@ -179,3 +179,21 @@ def test_lite0_normalisation_matches_bn_statistics():
     tf_lite = misfit(B.TF_LITE_MEAN, B.TF_LITE_STD)
     imagenet = misfit(B.IMAGENET_MEAN, B.IMAGENET_STD)
     assert tf_lite < 0.6 and imagenet > 2 * tf_lite
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_lite0"])
+def test_channels_last_gives_the_nchw_maps(name):
+    """The NHWC layout (the default) changes the layer maps by float32 rounding only: compared with
+    an NCHW copy of the same seeded network, as a float64 forward of the same weights bounds it."""
+    fast = B.load_backbone(name, L123, weights="random", seed=3)
+    plain = B.load_backbone(name, L123, weights="random", seed=3, channels_last=False)
+    assert fast.memory_format == torch.channels_last and plain.memory_format == torch.contiguous_format
+    x = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        a, b = fast(x), plain(x)
+        ref = plain.double()(x.double())
+    for k in L123:
+        assert a[k].shape == b[k].shape
+        scale = float(ref[k].abs().max())
+        assert float((a[k].double() - ref[k]).abs().max()) / scale < 1e-5, k
+        assert float((b[k].double() - ref[k]).abs().max()) / scale < 1e-5, k

@@ -334,3 +334,22 @@ def test_empty_file_gives_defaults(tmp_path):
     cfg = load_config(_write(tmp_path, "", "blank.yaml"))
     assert cfg.name == "blank" and cfg.output.dir == "results/runs/blank"
     assert cfg.method.params.d == 100
+
+
+def test_channels_last_is_in_the_run_hash_but_nchw_keeps_older_hashes(tmp_path):
+    """runtime.channels_last changes timings, so the run hash; its false (NCHW) value leaves the hash
+    as it was before the key existed: the committed results/paper runs (NCHW) still resume."""
+    import dataclasses
+    import hashlib
+    import json
+
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(yaml.safe_dump({"method": {"backbone": "resnet18", "d": 10}}))
+    new = load_config(cfg_file)
+    old = load_config(cfg_file, ["runtime.channels_last=false"])
+    assert new.runtime.channels_last is True and new.config_hash() == old.config_hash()
+    assert new.run_hash() != old.run_hash()
+    rt = dataclasses.asdict(old.runtime)  # the hash as computed before the key existed
+    del rt["allow_memory_over"], rt["channels_last"]
+    blob = json.dumps({"config": old.config_hash(), "runtime": rt}, sort_keys=True).encode()
+    assert old.run_hash() == hashlib.sha256(blob).hexdigest()[:12]

@@ -125,7 +125,9 @@ def load_image(path: str | Path, bit_depth: int | None = None) -> np.ndarray:
     if mode == "L":
         arr = np.asarray(img, dtype=np.float32) / 255.0
         return arr[..., None].repeat(3, axis=2)
-    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    if mode != "RGB":  # CMYK, YCbCr, ...; converting an RGB image would only copy it
+        img = img.convert("RGB")
+    return np.asarray(img, dtype=np.float32) / 255.0
 
 
 def load_mask(path: str | Path) -> np.ndarray:

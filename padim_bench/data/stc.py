@@ -47,13 +47,14 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
 from .images import image_size, load_image
+from .prefetch import ThreadPrefetcher
 
 STC_SCENES = 13
 #: scenes of real STC that have test clips (01 .. 12; 13 has training videos only)
@@ -630,13 +631,15 @@ class ClipFrames(torch.utils.data.Dataset):
 
 
 def make_stc_loader(samples: Sequence[TrainFrame] | Sequence[TestFrame], prep: Any, batch_size: int,
-                    workers: int) -> torch.utils.data.DataLoader:
+                    workers: int) -> Iterable:
     """A DataLoader over training frames (:class:`VideoFrames`) or test frames (:class:`ClipFrames`),
-    in order, ``workers`` decoding processes."""
+    in order, ``workers`` decoding processes; with 0, decoded by a thread of this process one batch
+    ahead (:class:`~padim_bench.data.prefetch.ThreadPrefetcher`)."""
     if samples and isinstance(samples[0], TrainFrame):
         ds: torch.utils.data.Dataset = VideoFrames(samples, prep)
         workers = min(workers, len(ds.plan))  # an idle worker would only cost a process
     else:
         ds = ClipFrames(samples, prep)
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
-                                       persistent_workers=False)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
+                                         persistent_workers=False)
+    return loader if workers else ThreadPrefetcher(loader)

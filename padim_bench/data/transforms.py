@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from torchvision.transforms import InterpolationMode
 
 from .images import load_image, load_mask
 from .mvtec import Sample
+from .prefetch import ThreadPrefetcher
 
 _MODES = {
     "nearest": InterpolationMode.NEAREST,
@@ -136,12 +137,16 @@ class SampleDataset(torch.utils.data.Dataset):
 
 
 def make_loader(samples: Sequence[Sample], prep: Preprocess, batch_size: int, workers: int,
-                augment: Augment | None = None, split: str = "", bit_depth: int | None = None) -> torch.utils.data.DataLoader:
-    """A DataLoader over ``samples`` in order (no shuffling), ``workers`` decoding processes."""
-    return torch.utils.data.DataLoader(
+                augment: Augment | None = None, split: str = "", bit_depth: int | None = None) -> Iterable:
+    """A DataLoader over ``samples`` in order (no shuffling), ``workers`` decoding processes; with
+    0, decoded by a thread of this process one batch ahead of the consumer
+    (:class:`~padim_bench.data.prefetch.ThreadPrefetcher`: same batches, same order, errors raised
+    where they occur). Yields ``(images, masks, labels, indices)`` as :class:`SampleDataset`."""
+    loader = torch.utils.data.DataLoader(
         SampleDataset(samples, prep, augment, split, bit_depth),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
         persistent_workers=False,
     )
+    return loader if workers else ThreadPrefetcher(loader)
