@@ -156,8 +156,9 @@ def _instrument_fit(method) -> tuple[dict[str, float], dict[str, Any]]:
     def before_factor(m2) -> None:
         phase["peak_rss_before_inverse_bytes"] = _vm_hwm()  # streaming-phase peak (VmHWM not reset)
         phase["rss_before_inverse_bytes"] = _rss()
-        phase["accumulate_dtype"] = str(m2.dtype).replace("torch.", "")
-        phase["accumulator_bytes"] = int(m2.numel() * m2.element_size())
+        chunks = m2 if isinstance(m2, list) else [m2]  # position chunks (GaussianGrid) or one tensor
+        phase["accumulate_dtype"] = str(chunks[0].dtype).replace("torch.", "")
+        phase["accumulator_bytes"] = int(sum(c.numel() * c.element_size() for c in chunks))
 
     def after_factor() -> None:
         phase["rss_after_inverse_bytes"] = _rss()

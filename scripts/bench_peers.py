@@ -223,6 +223,9 @@ def main() -> None:
         return
     if args.quick:
         args.n_train, args.b1_images, args.repeats = 20, 5, 1
+    for name, low in (("repeats", 1), ("batch_size", 1), ("b1_images", 1), ("n_train", 0), ("threads", 0)):
+        if getattr(args, name) < low:
+            sys.exit(f"error: --{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
     if not (Path(args.data_root) / CATEGORY / "train" / "good").is_dir():
         sys.exit(f"error: {args.data_root}/{CATEGORY}/train/good not found (MVTec AD layout); set --data-root")
     peer_py = ensure_peer_venv(Path(args.peer_venv))
