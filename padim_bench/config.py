@@ -401,7 +401,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"dataset.crop: must be between 8 and dataset.resize ({ds.resize}), got {ds.crop}")
     _validate_stc(ds)
     if isinstance(ds.categories, str) and ds.categories != "all":
-        raise ConfigError(f"dataset.categories: 'all' or a list of names, got {ds.categories!r}")
+        raise ConfigError(f"dataset.categories: 'all' or a list of names, got {ds.categories!r} (a list: [bottle, grid]; one category: [bottle])")
     if isinstance(ds.categories, list) and not ds.categories:
         raise ConfigError("dataset.categories: the list is empty")
     if not ev.metrics:
@@ -558,7 +558,12 @@ def load_config(path: str | Path, sets: list[str] | None = None, **named: Any) -
     try:
         return config_from_dict(data, default_name=p.stem)
     except ConfigError as e:
-        raise ConfigError(f"{p}: {e}") from None
+        msg = str(e)
+        for text in sets or []:  # a bad value given on the command line is named as such
+            key = text.split("=", 1)[0].strip()
+            if "=" in text and (msg.startswith(key + ":") or msg.startswith(key + " ")):
+                raise ConfigError(f"{p} with --set {text}: {msg}") from None
+        raise ConfigError(f"{p}: {msg}") from None
 
 
 # --------------------------------------------------------------------------------------------

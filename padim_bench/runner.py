@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import statistics
 import time
 import warnings
@@ -146,11 +147,38 @@ def prepare_output(cfg: RunConfig, force: bool) -> Path:
                 f"{old.get('run_hash')}, this one {cfg.run_hash()}); choose another --out, or --force to overwrite it"
             )
     try:
+        if force and info.exists():
+            _clear_other_run(out, cfg.run_hash(), cfg.output.model_cache)
         (out / "categories").mkdir(parents=True, exist_ok=True)
         atomic_write_json(info, {"config_hash": cfg.config_hash(), "run_hash": cfg.run_hash(), "config": cfg.to_dict()})
     except OSError as e:
         raise PadimBenchError(f"output.dir {out}: cannot write there ({e.strerror or e})") from None
     return out
+
+
+# what a run writes into its folder (other files there are the user's and stay)
+RUN_FILES = ("results.json", "results.csv", "results.md")
+RUN_FOLDERS = ("categories", "report_data", "models", "report")
+
+
+def _clear_other_run(out: Path, run_hash: str, keep: str | None = None) -> None:
+    """Under ``--force``, remove the files of a previous run with another (or an unreadable) run
+    hash before this run's ``run.json`` is written, so an interrupted forced run never leaves the
+    new ``run.json`` beside the old run's results. Only the files a run writes are removed, and
+    never a folder holding ``keep`` (the model cache, should it live there)."""
+    try:
+        old = json.loads((out / "run.json").read_text(encoding="utf-8"))
+        if isinstance(old, dict) and old.get("run_hash") == run_hash:
+            return  # the same run: its finished categories are recomputed or reused as usual
+    except (OSError, ValueError):
+        pass
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    kept = Path(keep).resolve() if keep else None
+    for name in RUN_FOLDERS:
+        folder = out / name
+        if folder.is_dir() and not (kept and (kept == folder.resolve() or folder.resolve() in kept.parents)):
+            shutil.rmtree(folder)
 
 
 def _read_json(path: Path) -> Any:

@@ -158,14 +158,19 @@ def child_ours(args: argparse.Namespace) -> dict[str, Any]:
 def ensure_peer_venv(venv: Path) -> Path:
     """The peer's python, creating ``venv`` with anomalib and this environment's torch versions."""
     py = venv / "bin" / "python"
-    if py.exists():
-        return py
+    if py.exists():  # an interrupted install leaves a python without anomalib: check, then (re)install
+        probe = subprocess.run([str(py), "-c", f"import anomalib; assert anomalib.__version__ == {ANOMALIB_VERSION!r}"],
+                               capture_output=True)
+        if probe.returncode == 0:
+            return py
+        print(f"{venv}: anomalib {ANOMALIB_VERSION} does not import there; installing it again", file=sys.stderr)
     import torch
     import torchvision
 
     tv, vv = torch.__version__.split("+")[0], torchvision.__version__.split("+")[0]
     print(f"creating {venv}: anomalib=={ANOMALIB_VERSION}, torch=={tv}, torchvision=={vv} (minutes)", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(py), "-m", "pip", "install", "--quiet", f"anomalib=={ANOMALIB_VERSION}", f"torch=={tv}",
                     f"torchvision=={vv}"], check=True)
     return py
@@ -228,11 +233,11 @@ def main() -> None:
             sys.exit(f"error: --{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
     if not (Path(args.data_root) / CATEGORY / "train" / "good").is_dir():
         sys.exit(f"error: {args.data_root}/{CATEGORY}/train/good not found (MVTec AD layout); set --data-root")
-    peer_py = ensure_peer_venv(Path(args.peer_venv))
     keys = [k.strip() for k in args.backbones.split(",") if k.strip()]
     bad = [k for k in keys if k not in BACKBONES]
-    if bad:
-        sys.exit(f"error: unknown backbone key {bad[0]!r}; choose from {', '.join(BACKBONES)}")
+    if bad or not keys:
+        sys.exit(f"error: unknown backbone key {(bad or [args.backbones])[0]!r}; choose from {', '.join(BACKBONES)}")
+    peer_py = ensure_peer_venv(Path(args.peer_venv))
     import torch
 
     from padim_bench.envinfo import environment

@@ -126,3 +126,37 @@ def test_validate_takes_weights_like_run(tmp_path, tiny_data, monkeypatch):
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["validate", str(cfg), "--set", "method.backbone=resnet18", "--set", "method.weights=imagenet"])
     assert res.exit_code == 2 and "resnet18" in res.output
+
+
+def test_forced_run_clears_the_other_runs_files_before_writing_its_run_file(tmp_path):
+    """--force over a folder of another run: the old results go before the new run.json is
+    written (an interrupted forced run must not leave the new run.json beside old results); the
+    user's own files and a model cache inside the folder stay; the same run is left alone."""
+    from padim_bench.config import config_from_dict
+    from padim_bench.runner import prepare_output
+
+    out = tmp_path / "out"
+    (out / "categories").mkdir(parents=True)
+    (out / "models").mkdir()
+    (out / "cache").mkdir()
+    for name in ("results.json", "results.csv", "results.md", "categories/bottle.json", "models/bottle.pt",
+                 "notes.txt", "cache/x.pt"):
+        (out / name).write_text("old")
+    (out / "run.json").write_text(json.dumps({"run_hash": "0ld0ld0ld0ld"}))
+
+    def cfg(d, cache=None):
+        return config_from_dict({"name": "t", "method": {"backbone": "resnet18", "d": d},
+                                 "output": {"dir": str(out), "model_cache": cache}})
+
+    same = cfg(10)
+    (out / "run.json").write_text(json.dumps({"run_hash": same.run_hash()}))
+    prepare_output(same, force=True)
+    assert (out / "results.json").exists() and (out / "categories" / "bottle.json").exists()
+
+    (out / "run.json").write_text(json.dumps({"run_hash": "0ld0ld0ld0ld"}))
+    new = cfg(12, cache=str(out / "cache"))
+    prepare_output(new, force=True)
+    assert json.loads((out / "run.json").read_text())["run_hash"] == new.run_hash()
+    for gone in ("results.json", "results.csv", "results.md", "categories/bottle.json", "models/bottle.pt"):
+        assert not (out / gone).exists(), gone
+    assert (out / "notes.txt").read_text() == "old" and (out / "cache" / "x.pt").read_text() == "old"

@@ -353,3 +353,12 @@ def test_channels_last_is_in_the_run_hash_but_nchw_keeps_older_hashes(tmp_path):
     del rt["allow_memory_over"], rt["channels_last"]
     blob = json.dumps({"config": old.config_hash(), "runtime": rt}, sort_keys=True).encode()
     assert old.run_hash() == hashlib.sha256(blob).hexdigest()[:12]
+
+
+def test_a_bad_set_value_is_named_as_given_on_the_command_line(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(yaml.safe_dump({"method": {"backbone": "resnet18", "d": 10}}))
+    with pytest.raises(ConfigError, match=r"c\.yaml with --set runtime\.workers=-1: runtime\.workers: must be >= 0"):
+        load_config(cfg_file, ["runtime.workers=-1"])
+    with pytest.raises(ConfigError, match=r"one category: \[bottle\]"):
+        load_config(cfg_file, ["dataset.categories=bottle"])
