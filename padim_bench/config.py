@@ -154,7 +154,7 @@ class RuntimeConfig:
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = 32
-    workers: int = 2
+    workers: int = 0
     threads: Union[int, None] = None
     channels_last: bool = True
     timing_images: int = 20
