@@ -134,6 +134,20 @@ def test_dry_run_lists_jobs_memory_and_status(tmp_path, demo_root):
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
 
 
+def test_dry_run_says_a_missing_category_will_fail_when_the_data_root_is_here(tmp_path, demo_root):
+    """With the data root present, a category that is not there is an error the run will hit, not
+    a category 'not scanned here' with assumed image counts."""
+    sweep = tmp_path / "s.yaml"
+    small_sweep(sweep, demo_root, tmp_path / "out")
+    doc = yaml.safe_load(sweep.read_text())
+    doc["dataset"]["categories"] = ["brick", "nosuchcat"]
+    sweep.write_text(yaml.safe_dump(doc))
+    res = cli.invoke(app, ["sweep", str(sweep), "--dry-run"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "fails: data" in res.output and "will fail before starting (2 job(s)" in res.output
+    assert "nosuchcat not found under" in res.output and "not scanned here (counts from" not in res.output
+
+
 def test_mvtec_all_dry_run_covers_tables_3_5_7_8_without_the_data(tmp_path):
     res = cli.invoke(app, ["sweep", "configs/paper/mvtec_all.yaml", "--dry-run", "--data-root", str(tmp_path / "none")],
                      env={"COLUMNS": "200"})
@@ -351,3 +365,10 @@ def test_empty_seeds_list_is_a_clear_error(tmp_path):
     f.write_text("extends: " + str(Path("configs/mvtec_effl0.yaml").resolve()) + "\nseeds: []\n")
     with pytest.raises(ConfigError, match="seeds must be a non-empty list"):
         load_experiments(f)
+
+
+def test_ray_dry_run_does_not_print_the_local_plan(tmp_path, demo_root):
+    sweep = small_sweep(tmp_path / "s.yaml", demo_root, tmp_path / "out")
+    res = cli.invoke(app, ["sweep", str(sweep), "--dry-run", "--executor", "ray"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "executor ray: not contacted" in res.output and "local executor here" not in res.output

@@ -81,11 +81,15 @@ def dry_run_table(plan: SweepPlan, sizing: dict[str, Any]) -> tuple[Table, list[
     for col in ("job", "variant", "axes", "category", "train / test", "memory GB", "status"):
         t.add_column(col, justify="right" if col in ("train / test", "memory GB") else "left",
                      overflow="fold", no_wrap=col in ("train / test", "memory GB", "category"))
+    def data_fails(j: Job) -> bool:  # the data root is here, so the category's error is real
+        return j.data_error is not None and Path(j.config.dataset.root).is_dir()
+
     for j in plan.jobs:
         star = "" if j.counts == "scanned" else "*"
-        style = {"finished": "dim", "conflict": "red"}.get(j.status)
+        status = "fails: data" if data_fails(j) else j.status
+        style = {"finished": "dim", "conflict": "red", "fails: data": "red"}.get(status)
         t.add_row(escape(j.id), escape(j.run.variant), escape(_values_text(j)), escape(j.category),
-                  f"{j.n_train} / {j.n_test}{star}", _gb(j.memory_bytes), escape(j.status), style=style)
+                  f"{j.n_train} / {j.n_test}{star}", _gb(j.memory_bytes), escape(status), style=style)
     todo = plan.todo
     n_fin = sum(j.status == "finished" for j in plan.jobs)
     n_conf = sum(j.status == "conflict" for j in plan.jobs)
@@ -103,9 +107,13 @@ def dry_run_table(plan: SweepPlan, sizing: dict[str, Any]) -> tuple[Table, list[
                  f"({sizing['budget_rule']}; MemAvailable {_gb(sizing['available_bytes'])} GB), up to "
                  f"{sizing['slots']} job(s) at once x {sizing['threads']} torch thread(s)"
                  + (f"; {len(big)} job(s) larger than the budget would be refused" if big else ""))
-    missing = sorted({j.category for j in plan.jobs if j.counts != "scanned"})
+    missing = sorted({j.category for j in plan.jobs if j.counts != "scanned" and not data_fails(j)})
     if missing:
         lines.append(f"not scanned here (counts from the MVTec AD paper or assumed): {', '.join(missing)}")
+    for error in sorted({j.data_error for j in plan.jobs if data_fails(j)}):
+        ids = [j.id for j in plan.jobs if data_fails(j) and j.data_error == error]
+        lines.append(f"will fail before starting ({len(ids)} job(s): {', '.join(ids[:3])}"
+                     f"{', ...' if len(ids) > 3 else ''}): {error}")
     lines += plan.notes
     return t, lines
 
