@@ -73,7 +73,16 @@ def _cells(record: dict[str, Any]) -> dict[tuple[str, str], float | None]:
 
 
 def against_baseline(record: dict[str, Any], baseline: dict[str, Any], tol: dict[str, float]) -> list[Comparison]:
-    """Every metric cell of ``baseline`` compared with ``record``."""
+    """Every metric cell of ``baseline`` compared with ``record``.
+
+    Raises:
+        PadimBenchError: the two runs are on different datasets (e.g. STC against an MVTec AD
+            baseline): their categories and metrics mean different things.
+    """
+    names = [(r.get("config") or {}).get("dataset", {}).get("name", "mvtec_ad") for r in (record, baseline)]
+    if names[0] != names[1]:
+        raise PadimBenchError(f"the results are on {names[0]}, the baseline on {names[1]}: not comparable; "
+                              "check against a baseline of the same dataset")
     ours, ref = _cells(record), _cells(baseline)
     out = []
     for (where, metric), rv in ref.items():

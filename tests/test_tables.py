@@ -145,3 +145,13 @@ def test_check_a_run_that_asked_for_fewer_metrics():
     rows = C.against_baseline(rec, rec, C.parse_tolerances(None))
     assert rows and all(r.status == "ok" and r.metric != "pro" for r in rows)
     assert {r.where for r in rows} >= {"bottle", "mean: all"}
+
+
+def test_check_refuses_a_baseline_of_another_dataset():
+    import copy
+
+    rec = record(backbone="efficientnet_lite0")
+    stc = copy.deepcopy(rec)
+    stc["config"]["dataset"]["name"] = "stc"
+    with pytest.raises(PadimBenchError, match="results are on stc, the baseline on mvtec_ad: not comparable"):
+        C.against_baseline(stc, rec, C.parse_tolerances(None))
