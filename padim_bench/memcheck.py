@@ -14,7 +14,7 @@ Prediction (bytes; from the architecture on PyTorch's ``meta`` device, no weight
 * PaDiM: the running mean and co-moment in the accumulation dtype (float64 where
   ``accumulate_dtype: auto`` fits them in ``accumulate_max_gb``, as :class:`GaussianGrid` decides),
   four ``chunk_mb`` work buffers, and the PCA's sample matrix under ``reduction: pca``; the fitted
-  state (``predict_state_nbytes``) replaces the co-moment in place or chunk by chunk, so the peak is
+  state (``predict_state_nbytes``) replaces the co-moment chunk by chunk, so the peak is
   the larger of the two;
 * SPADE: the feature bank, ``n_train x`` the bytes per image (``predict_state_nbytes``); with
   ``bank: mmap`` it goes to disk and is checked against the free space of ``bank_dir`` instead;

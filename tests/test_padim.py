@@ -188,19 +188,44 @@ def test_state_saved_with_the_untransposed_factor_still_loads(tmp_path):
     ex = FakeExtractor()
     m = Padim(PadimParams(d=5), ex, seed=1)
     m.fit([images(10, 0)])
-    state = m.state_dict()
-    for g in state["gaussians"]:
-        g["cov_inv_factor"] = g.pop("cov_inv_factor_t").transpose(1, 2).contiguous()
-    m2 = Padim(PadimParams(d=5), ex, seed=1)
-    m2.load_state_dict(state)
+    full_t = [g.cov_inv_factor_t for g in m.gaussians]
+    old_t, old = m.state_dict(), m.state_dict()  # the two older formats: full L^-T, and L^-1
+    for g, ft, gt in zip(old["gaussians"], full_t, old_t["gaussians"]):
+        for st in (g, gt):
+            del st["factor_top"], st["factor_br"]
+        gt["cov_inv_factor_t"] = ft.clone()
+        g["cov_inv_factor"] = ft.transpose(1, 2).contiguous()
     test = images(2, 3)
-    assert torch.equal(m.score(test), m2.score(test))
+    for state in (old_t, old):
+        m2 = Padim(PadimParams(d=5), ex, seed=1)
+        m2.load_state_dict(state)
+        assert torch.equal(m.score(test), m2.score(test))
+
+
+@pytest.mark.parametrize("d", [1, 2, 7])
+def test_factor_blocks_assemble_the_upper_triangular_inverse_factor(d):
+    """The two stored blocks are L^-T (L the Cholesky factor of the float64 covariance + eps I):
+    assembled, upper triangular and equal to a float64 reference, for odd, even and d = 1."""
+    ex = FakeExtractor()
+    train = images(12, 4)
+    m = Padim(PadimParams(d=d), ex, seed=3)
+    m.fit([train[:5], train[5:]])
+    g = m.gaussians[0]
+    assert g.factor_top.shape[1:] == (g.split, d) and g.factor_br.shape[1:] == (d - g.split,) * 2
+    emb = m.embed(train).double()  # (N, d, h, w)
+    x = emb.permute(2, 3, 0, 1).reshape(-1, len(train), d)  # (P, N, d)
+    xc = x - x.mean(1, keepdim=True)
+    cov = xc.transpose(1, 2) @ xc / (len(train) - 1) + 0.01 * torch.eye(d, dtype=torch.float64)
+    ref = torch.linalg.inv(torch.linalg.cholesky(cov)).transpose(1, 2)
+    full = g.cov_inv_factor_t.double()
+    assert torch.equal(full, full.triu())
+    torch.testing.assert_close(full, ref, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("acc", ["float64", "float32"])
 def test_fit_memory_chunks_give_the_same_model(acc):
-    """Chunk size of the co-moment (and of the factorisation) does not change the model: float64
-    chunks freed one by one, float32 chunks overwritten in place."""
+    """Chunk size of the co-moment (and of the factorisation) does not change the model: its
+    chunks are freed one by one, in float64 and in float32."""
     ex = FakeExtractor()
     a = Padim(PadimParams(d=None, chunk_mb=1, accumulate_dtype=acc), ex, seed=2)  # 16 channels: 488 positions per 1 MB float64 chunk
     b = Padim(PadimParams(d=None, chunk_mb=64, accumulate_dtype=acc), ex, seed=2)

@@ -15,8 +15,8 @@ Working memory, from the architecture (PyTorch's ``meta`` device, no weights, no
 * batch activations: ``batch x ACTIVATION_FRACTION x`` the bytes of every layer output of one
   forward pass (an upper bound if all stayed alive; under ``inference_mode`` most are freed); the
   batch is ``runtime.batch_size``, or the number of images when there are fewer.
-* PaDiM fit: the running co-moment when it is float64 (``accumulate_max_gb``; a float32 one
-  becomes the factor in place), the factorisation's chunks (3 x ``chunk_mb``), the batch's
+* PaDiM fit: the running co-moment when it is float64 (``accumulate_max_gb``; a float32 one is
+  freed chunk by chunk as the smaller factor is written, so the state's bytes cover it), the factorisation's chunks (3 x ``chunk_mb``), the batch's
   embedding and its accumulator-precision copy, and PCA's patch sample (3 float64 copies).
 * SPADE scoring: the K nearest images' feature maps gathered for one test image, and one distance
   block (``chunk`` x layer1 positions).
