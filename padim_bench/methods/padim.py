@@ -444,8 +444,9 @@ class Padim(Method):
 
     # -------------------------------------------------------------------------------------- state
     def state_nbytes(self) -> dict[str, int]:
-        """Bytes of the fitted state: ``mean``, ``cov`` (the ``L^-1`` factor, same size as
-        ``Sigma``), ``pca`` (components and mean, under PCA) and ``backbone`` (all parameters
+        """Bytes of the fitted state: ``mean``, ``cov`` (the ``L^-1`` factor counted as a full
+        ``d x d`` float32 matrix per position, the size of ``Sigma``, as the paper's Table VIII
+        counts it; the two blocks held in memory are about 3/4 of that), ``pca`` (components and mean, under PCA) and ``backbone`` (all parameters
         of the full network, as the paper counts)."""
         out = {"mean": sum(g.nbytes()["mean"] for g in self.gaussians),
                "cov": sum(g.nbytes()["cov"] for g in self.gaussians)}
