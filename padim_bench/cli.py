@@ -141,12 +141,8 @@ def sweep(
         if any(j.config.method.weights == "random" for j in plan.jobs):
             err_console.print("[bold yellow]RANDOM backbone weights[/] (asked for): time and memory figures only")
         if dry_run:
-            table_, lines = dry_run_table(plan, local_sizing(plan, jobs, threads, memory_gb))
-            if executor == "ray":  # the local sizing line does not apply; the cluster is not contacted
-                lines = [ln for ln in lines if not ln.startswith("local executor here:")] + [
-                    f"executor ray: not contacted in a dry run; each job asks Ray for num_cpus = its torch "
-                    f"threads ({threads or 1} unless its config sets runtime.threads) and memory = its predicted "
-                    "bytes; a job larger than every node's memory is refused when the sweep starts"]
+            sizing = None if executor == "ray" else local_sizing(plan, jobs, threads, memory_gb)
+            table_, lines = dry_run_table(plan, sizing, ray_threads=threads or 1)
             out_console.print(table_)
             for line in lines:
                 out_console.print(escape(line), highlight=False)

@@ -171,3 +171,38 @@ def make_mvtec(tmp_path):
         return write_mvtec(tmp_path / "mvtec" if root is None else root, category, **kw)
 
     return _make
+
+
+# ------------------------------------------------------------------------------ shared fixtures
+@dataclass(frozen=True)
+class ProHandCase:
+    """Two 10x10 images, one 3x3 defect each, hand-computed PRO (FPR limit 0.3): the first defect
+    scores 1.0, the second 0.5, and 5 of the 182 normal pixels 0.9, so PRO is 0.5 up to FPR
+    5/182 and 1 from there to 0.3."""
+
+    maps: np.ndarray
+    masks: np.ndarray
+    expected: float
+
+
+@pytest.fixture
+def pro_hand_case() -> ProHandCase:
+    masks = np.zeros((2, 10, 10), dtype=bool)
+    masks[0, 2:5, 2:5] = True
+    masks[1, 5:8, 5:8] = True
+    maps = np.zeros((2, 10, 10))
+    maps[0, 2:5, 2:5] = 1.0
+    maps[1, 5:8, 5:8] = 0.5
+    maps[0, 0, :5] = 0.9  # 5 of the 182 normal pixels
+    return ProHandCase(maps, masks, (0.5 * 5 / 182 + 1.0 * (0.3 - 5 / 182)) / 0.3)
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    """Synthetic MVTec-layout data (padim_bench/data/demo.py): brick, grass, gravel at 64 px, 6
+    training, 3 good and 4 defective test images each. Shared by the session: read it, never
+    write into it."""
+    from padim_bench.data.demo import make_demo_dataset
+
+    root = tmp_path_factory.mktemp("demo_data") / "demo"
+    return make_demo_dataset(root, n_train=6, n_test_good=3, n_test_defect=4, size=64)

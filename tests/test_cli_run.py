@@ -10,15 +10,14 @@ import yaml
 from typer.testing import CliRunner
 
 from padim_bench.cli import app
-from padim_bench.data.demo import make_demo_dataset
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data") / "demo"
-    return make_demo_dataset(root, n_train=6, n_test_good=3, n_test_defect=4, size=64)
+def tiny_data(demo_data) -> Path:
+    """The session's synthetic MVTec-layout data (conftest ``demo_data``)."""
+    return demo_data
 
 
 def write_config(path: Path, data: Path, out: Path, **method) -> Path:

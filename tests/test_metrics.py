@@ -30,15 +30,8 @@ def _reference_pro_auc(maps, regions, normal, fpr_limit=0.3):
 # ---------------------------------------------------------------- PRO
 
 
-def test_pro_hand_computed_two_images():
-    masks = np.zeros((2, 10, 10), dtype=bool)
-    masks[0, 2:5, 2:5] = True
-    masks[1, 5:8, 5:8] = True
-    maps = np.zeros((2, 10, 10))
-    maps[0, 2:5, 2:5] = 1.0
-    maps[1, 5:8, 5:8] = 0.5
-    maps[0, 0, :5] = 0.9  # 5 of the 182 normal pixels
-    expected = (0.5 * 5 / 182 + 1.0 * (0.3 - 5 / 182)) / 0.3
+def test_pro_hand_computed_two_images(pro_hand_case):
+    maps, masks, expected = pro_hand_case.maps, pro_hand_case.masks, pro_hand_case.expected
     assert round(expected, 3) == 0.954
     assert pro_auc(maps, masks) == pytest.approx(expected, abs=1e-12)
 

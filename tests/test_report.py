@@ -18,7 +18,6 @@ from padim_bench import metrics as M
 from padim_bench import runner
 from padim_bench.cli import app
 from padim_bench.config import load_config
-from padim_bench.data.demo import make_demo_dataset
 from padim_bench.report.build import build_report
 from padim_bench.report.data import (GROUPS, category_curves, load_category, safe_name, save_category, select_images,
                                      thin_curve)
@@ -29,19 +28,12 @@ trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 has only tra
 
 
 # ------------------------------------------------------------------------------ metrics / curves
-def test_pro_curve_to_limit_is_what_pro_auc_integrates_hand_case():
-    masks = np.zeros((2, 10, 10), dtype=bool)
-    masks[0, 2:5, 2:5] = True
-    masks[1, 5:8, 5:8] = True
-    maps = np.zeros((2, 10, 10))
-    maps[0, 2:5, 2:5] = 1.0
-    maps[1, 5:8, 5:8] = 0.5
-    maps[0, 0, :5] = 0.9  # 5 of the 182 normal pixels
+def test_pro_curve_to_limit_is_what_pro_auc_integrates_hand_case(pro_hand_case):
+    maps, masks, expected = pro_hand_case.maps, pro_hand_case.masks, pro_hand_case.expected
     fpr, pro = M.pro_curve_to_limit(maps, masks, 0.3)
     # thresholds 1.0, 0.9, 0.5, then the point at exactly FPR 0.3 (PRO 1: all regions found at 0.5)
     np.testing.assert_allclose(fpr, [0, 0, 5 / 182, 5 / 182, 0.3])
     np.testing.assert_allclose(pro, [0, 0.5, 0.5, 1, 1])
-    expected = (0.5 * 5 / 182 + 1.0 * (0.3 - 5 / 182)) / 0.3
     assert M.curve_area(fpr, pro) / 0.3 == M.pro_auc(maps, masks, 0.3) == pytest.approx(expected, abs=1e-12)
     assert trapezoid(pro, fpr) / 0.3 == pytest.approx(expected, abs=1e-12)
 
@@ -194,10 +186,10 @@ def _config(path: Path, data: Path, out: Path, d: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
+def runs(tmp_path_factory, demo_data) -> dict[str, Path]:
     """Two tiny runs: ``a`` through ``padim-bench run --report``, ``b`` through the runner."""
     base = tmp_path_factory.mktemp("report")
-    data = make_demo_dataset(base / "data", n_train=6, n_test_good=3, n_test_defect=4, size=64)
+    data = demo_data
     a, b = base / "runs" / "a", base / "runs" / "b"
     res = cli.invoke(app, ["run", str(_config(base / "a.yaml", data, a, 10)), "--quiet", "--report"])
     assert res.exit_code == 0, res.output

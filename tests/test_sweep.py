@@ -30,10 +30,9 @@ GB = 1_000_000_000
 
 
 @pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    """Synthetic MVTec-layout data (padim_bench/data/demo.py): brick, grass, gravel at 64 px."""
-    root = tmp_path_factory.mktemp("sweepdata") / "demo"
-    return make_demo_dataset(root, n_train=6, n_test_good=3, n_test_defect=4, size=64)
+def demo_root(demo_data) -> Path:
+    """The session's synthetic MVTec-layout data (conftest ``demo_data``)."""
+    return demo_data
 
 
 def small_sweep(path: Path, data: Path, out: Path, **extra) -> Path:

@@ -71,9 +71,10 @@ def local_sizing(plan: SweepPlan, jobs: int | None, threads: int | None, memory_
             "slots": int(slots), "threads": int(threads or max(1, cores // slots))}
 
 
-def dry_run_table(plan: SweepPlan, sizing: dict[str, Any]) -> tuple[Table, list[str]]:
+def dry_run_table(plan: SweepPlan, sizing: dict[str, Any] | None, ray_threads: int = 1) -> tuple[Table, list[str]]:
     """The dry run: every job with its axis values, image counts, predicted memory and status; and
-    the summary lines (totals, the local executor's sizing on this machine)."""
+    the summary lines (totals, and the local executor's ``sizing`` on this machine, or, with
+    ``sizing`` None, what the Ray executor will ask the cluster for: it is not contacted)."""
     t = Table(title=escape(f"sweep {plan.path}: {len(plan.jobs)} jobs -> {plan.out}"),
               caption="memory: predicted peak resident memory of the job's process, GB = 1e9 bytes "
                       "(padim_bench/sweep/memory.py); * image counts not scanned here (MVTec AD paper's, or assumed)",
@@ -102,11 +103,16 @@ def dry_run_table(plan: SweepPlan, sizing: dict[str, Any]) -> tuple[Table, list[
                      + ", ".join(f"{k} {_gb(v)}" for k, v in biggest.memory.parts.items()) + ")")
     if todo:
         lines.append(f"to run: {len(todo)} jobs, {_gb(sum(j.memory_bytes for j in todo))} GB if all ran at once")
-    big = [j for j in todo if j.memory_bytes > sizing["budget_bytes"]]
-    lines.append(f"local executor here: {sizing['cores']} cores, budget {_gb(sizing['budget_bytes'])} GB "
-                 f"({sizing['budget_rule']}; MemAvailable {_gb(sizing['available_bytes'])} GB), up to "
-                 f"{sizing['slots']} job(s) at once x {sizing['threads']} torch thread(s)"
-                 + (f"; {len(big)} job(s) larger than the budget would be refused" if big else ""))
+    if sizing is None:
+        lines.append(f"executor ray: not contacted in a dry run; each job asks Ray for num_cpus = its torch "
+                     f"threads ({ray_threads} unless its config sets runtime.threads) and memory = its predicted "
+                     "bytes; a job larger than every node's memory is refused when the sweep starts")
+    else:
+        big = [j for j in todo if j.memory_bytes > sizing["budget_bytes"]]
+        lines.append(f"local executor here: {sizing['cores']} cores, budget {_gb(sizing['budget_bytes'])} GB "
+                     f"({sizing['budget_rule']}; MemAvailable {_gb(sizing['available_bytes'])} GB), up to "
+                     f"{sizing['slots']} job(s) at once x {sizing['threads']} torch thread(s)"
+                     + (f"; {len(big)} job(s) larger than the budget would be refused" if big else ""))
     missing = sorted({j.category for j in plan.jobs if j.counts != "scanned" and not data_fails(j)})
     if missing:
         lines.append(f"not scanned here (counts from the MVTec AD paper or assumed): {', '.join(missing)}")
