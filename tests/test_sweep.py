@@ -371,3 +371,16 @@ def test_ray_dry_run_does_not_print_the_local_plan(tmp_path, demo_root):
     res = cli.invoke(app, ["sweep", str(sweep), "--dry-run", "--executor", "ray"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "executor ray: not contacted" in res.output and "local executor here" not in res.output
+
+
+def test_job_peak_memory_keeps_the_measured_span_peaks():
+    """ru_maxrss is reset with the high-water mark at each measured span, so a job's reported peak
+    is at least the largest span peak its record holds."""
+    import resource
+
+    from padim_bench.sweep.worker import _peak_rss_bytes
+
+    now = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert _peak_rss_bytes() >= now > 0
+    spans = {"fit_peak_rss_bytes": 10**15, "infer_peak_rss_bytes": 5, "fit_peak_cuda_bytes": 10**16}
+    assert _peak_rss_bytes(spans) == 10**15

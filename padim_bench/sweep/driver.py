@@ -25,7 +25,7 @@ from ..errors import PadimBenchError
 from ..output import atomic_write_json
 from .execute import (MEMORY_FRACTION, LocalBackend, MemoryScheduler, RayBackend, cpu_cores, drive, import_ray,
                       ray_nodes)
-from .memory import available_memory_bytes
+from ..memcheck import available_ram_bytes
 from .plan import INDEX_NAME, Job, SweepPlan, consolidate_run, job_row
 
 
@@ -57,7 +57,7 @@ def local_sizing(plan: SweepPlan, jobs: int | None, threads: int | None, memory_
     """The local executor's budget, concurrency and threads for the jobs left to run (module doc of
     :mod:`padim_bench.sweep.execute`)."""
     cores = cpu_cores()
-    avail = available_memory_bytes()
+    avail = available_ram_bytes()
     budget = int(memory_gb * 1e9) if memory_gb else int(avail * MEMORY_FRACTION)
     todo = [j for j in plan.todo if j.data_error is None]
     biggest = max((j.memory_bytes for j in todo), default=0)

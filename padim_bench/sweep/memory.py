@@ -257,10 +257,3 @@ def predict_job_memory(cfg: RunConfig, n_train: int, n_test: int, process_bytes:
         "loader_workers": int(cfg.runtime.workers * WORKER_BYTES),
     }
     return MemoryEstimate(sum(parts.values()), parts, note)
-
-
-def available_memory_bytes() -> int:
-    """Memory the system can give new processes without swapping (``MemAvailable``, via psutil)."""
-    import psutil
-
-    return int(psutil.virtual_memory().available)

@@ -30,10 +30,15 @@ def init_process(threads: int | None) -> None:
             os.environ[var] = str(threads)
 
 
-def _peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far (``ru_maxrss``; KiB on Linux, bytes on macOS)."""
+def _peak_rss_bytes(spans: dict[str, Any] | None = None) -> int:
+    """Peak resident memory of this process (``ru_maxrss``; KiB on Linux, bytes on macOS), and at
+    least the peaks of the run's measured ``spans`` (``*_peak_rss_bytes`` of a category record's
+    ``memory``): :func:`padim_bench.profiling.measure` resets the kernel's high-water mark at each
+    span's start, which resets ``ru_maxrss`` too, so alone it would miss an earlier, larger peak."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
+    peak = int(peak if sys.platform == "darwin" else peak * 1024)
+    recorded = [v for k, v in (spans or {}).items() if k.endswith("_peak_rss_bytes") and isinstance(v, int)]
+    return max([peak, *recorded])
 
 
 def run_job(spec: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +53,8 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     Returns:
         ``status`` ``done`` with the category's ``metrics``, or ``failed`` with ``error_type``,
         ``message`` and ``traceback`` (also written atomically to ``error_file``); always
-        ``seconds``, ``peak_rss_bytes`` (this process's peak, ``ru_maxrss``), ``host``, ``pid``
+        ``seconds``, ``peak_rss_bytes`` (this process's peak: ``ru_maxrss`` and the run's measured
+        span peaks), ``host``, ``pid``
         and the ``warnings`` raised. Never raises (except KeyboardInterrupt / SystemExit).
     """
     t0 = time.perf_counter()
@@ -70,7 +76,7 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
             record = run(cfg, force=bool(spec.get("force")), console=Console(file=io.StringIO()), show_progress=False)
         cat = next(c for c in record["categories"] if c["category"] == spec["category"])
         return {**base, "status": "done", "metrics": cat["metrics"], "seconds": time.perf_counter() - t0,
-                "peak_rss_bytes": _peak_rss_bytes(), "torch_threads": torch.get_num_threads(),
+                "peak_rss_bytes": _peak_rss_bytes(cat.get("memory")), "torch_threads": torch.get_num_threads(),
                 "warnings": [str(w.message) for w in seen]}
     except Exception as e:  # noqa: BLE001 - every failure of a job is recorded, the sweep goes on
         tb = traceback.format_exc()
