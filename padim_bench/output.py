@@ -34,9 +34,9 @@ def random_note(record: dict[str, Any]) -> str | None:
     return RANDOM_INIT_NOTE if m["name"] in TRAINED_BACKBONE_METHODS else RANDOM_WEIGHTS_NOTE
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``, so
-    a crash never leaves a partial file."""
+def atomic_write_bytes(path: str | Path, blob: bytes) -> None:
+    """Write ``blob`` to ``path`` via a temporary file in the same folder and ``os.replace``, so
+    a crash never leaves a partial file; permissions follow the umask, as a plain open would."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -44,14 +44,19 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """:func:`atomic_write_bytes` of ``text`` in UTF-8 (newlines written as given)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:

@@ -26,10 +26,10 @@ import numpy as np
 
 from .. import reference, tables
 from ..errors import PadimBenchError
-from ..output import atomic_write_text, markdown_table
+from ..output import atomic_write_bytes, atomic_write_text, markdown_table
 from . import html as H
 from .data import GROUP_TEXT, GROUPS, IMAGE_THRESHOLD_RULE, PIXEL_THRESHOLD_RULE, REPORT_DATA_DIR, CategoryData, \
-    atomic_write_bytes, load_category, safe_name
+    load_category, safe_name
 
 METHOD_NAMES = {"padim": "PaDiM", "spade": "SPADE", "vae": "VAE"}
 BACKBONE_NAMES = {"resnet18": "R18", "wide_resnet50_2": "WR50", "efficientnet_b5": "EffB5",

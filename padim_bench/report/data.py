@@ -49,9 +49,7 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -60,7 +58,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from .. import metrics as M
-from ..output import atomic_write_text
+from ..output import atomic_write_bytes, atomic_write_text
 
 REPORT_DATA_VERSION = 1
 REPORT_DATA_DIR = "report_data"
@@ -230,24 +228,6 @@ def category_curves(maps: np.ndarray, masks: np.ndarray, scores: np.ndarray, lab
 
 
 # ---------------------------------------------------------------------------------- writing
-def atomic_write_bytes(path: Path, blob: bytes) -> None:
-    """Write ``blob`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_category(out_dir: str | Path, category: str, maps: np.ndarray, masks: np.ndarray, scores: np.ndarray,
                   labels: np.ndarray, paths: Sequence[str | Path], defects: Sequence[str], *, k: int,
                   fpr_limit: float, run_hash: str, config_hash: str) -> tuple[Path, int]:
