@@ -139,9 +139,10 @@ class FeatureExtractor(nn.Module):
 
         Changes no result beyond float32 rounding (max relative difference of the layer maps about
         3e-6 for R18/WR50 with random weights, 1e-6 for EfficientNet-Lite0; tests/test_backbones.py).
-        On CPU (oneDNN) channels_last is faster: measured on this project's 2-core machine with
-        random weights, the layer1..3 forward of R18 at batch 32 took 16.7 instead of 23.9 ms per
-        image, EfficientNet-Lite0 at batch 16 17.4 instead of 28.0 ms.
+        On CPU (oneDNN) channels_last is faster: on this project's 2-core machine, random weights,
+        the layer1..3 forward took 21.3 instead of 29.2 ms per image for R18 at batch 32 and 22.5
+        instead of 33.7 ms for EfficientNet-Lite0 at batch 16 (scripts/bench_kernels.py,
+        results/bench/kernels.md; 1.2-1.6x over the session's runs, the host's load varying).
         """
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.trunk.to(memory_format=fmt)

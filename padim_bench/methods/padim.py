@@ -99,9 +99,9 @@ class GaussianGrid:
     ``factor_br`` ``(P, d - k, d - k)`` (the lower-right block); the lower-left block is zero and is
     neither stored nor read. Scoring multiplies row vectors from the left, ``(x - mu)^T L^-T``,
     which reads the factor at memory bandwidth (about 3.5x faster at batch 1 than ``L^-1 (x - mu)``
-    with column vectors); skipping the zero block reads and multiplies 25 % less (measured on 2
-    cores, distance step for 3,136 positions: d = 550 at batch 1 172 -> 113 ms, at batch 8
-    444 -> 269 ms; d = 100 at batch 1 7.7 -> 5.6 ms; same numbers to 3e-7 relative).
+    with column vectors); skipping the zero block reads and multiplies 25 % less: the distance
+    step for 3,136 positions is 1.03-1.6x faster on 2 cores for d = 100 and 550 at batch 1 and 8,
+    same numbers to 2e-7 relative (scripts/bench_kernels.py, results/bench/kernels.md).
     ``cov_inv_factor_t`` assembles the full ``(P, d, d)`` matrix on demand.
     """
 

@@ -1,0 +1,141 @@
+#!/usr/bin/env python
+"""Benchmark (not a test) of two PaDiM kernels on CPU, each against the variant it replaced.
+
+Usage::
+
+    python scripts/bench_kernels.py [--repeats 5] [--out results/bench/kernels]
+
+1. Backbone layer1..layer3 forward, random weights, 224 input: NCHW vs channels_last (NHWC)
+   (``runtime.channels_last``), R18 at batch 32 and EfficientNet-Lite0 at batch 16, ms per image.
+2. Mahalanobis distance step for 3,136 positions (a 56 x 56 grid) with a random well-conditioned
+   factor: one product with the full ``L^-T`` ``(P, d, d)`` vs the two stored blocks
+   (``GaussianGrid``: first ceil(d/2) rows, lower-right block), d = 100 and 550, batch 1 and 8, ms.
+
+Each figure is the median of ``--repeats`` timed calls after one warm-up, in this process, with
+torch's default threads. Writes ``<out>.json`` and ``<out>.md`` atomically (hardware, versions and
+load average included) and prints the Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+SEED = 0
+POSITIONS = 56 * 56
+
+
+def _median_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+def bench_backbones(repeats: int) -> list[dict]:
+    import torch
+
+    from padim_bench.backbones import load_backbone
+
+    rows = []
+    for name, batch in (("resnet18", 32), ("efficientnet_lite0", 16)):
+        x = torch.rand(batch, 3, 224, 224, generator=torch.Generator().manual_seed(SEED))
+        row = {"backbone": name, "batch": batch}
+        for label, cl in (("nchw_ms_per_image", False), ("channels_last_ms_per_image", True)):
+            ex = load_backbone(name, ["layer1", "layer2", "layer3"], weights="random", seed=SEED, channels_last=cl)
+            with torch.inference_mode():
+                row[label] = _median_ms(lambda: ex(x), repeats) / batch
+        rows.append(row)
+    return rows
+
+
+def bench_distance(repeats: int) -> list[dict]:
+    import torch
+
+    from padim_bench.methods.padim import GaussianGrid, PadimParams
+
+    rows = []
+    g = torch.Generator().manual_seed(SEED)
+    for d in (100, 550):
+        a = torch.randn(16, 2 * d, d, generator=g, dtype=torch.float64)
+        cov = a.transpose(1, 2) @ a / (2 * d) + 0.01 * torch.eye(d, dtype=torch.float64)
+        inv_t = torch.linalg.inv(torch.linalg.cholesky(cov)).transpose(1, 2).float()
+        full = inv_t.repeat(POSITIONS // 16 + 1, 1, 1)[:POSITIONS].contiguous()
+        grid = GaussianGrid(d, PadimParams(d=d), torch.device("cpu"))
+        grid.mean, grid.grid, grid.n = torch.zeros(POSITIONS, d), (56, 56), 2
+        grid._set_factor(full)
+        for batch in (1, 8):
+            emb = torch.randn(batch, d, 56, 56, generator=g)
+
+            def with_full_factor():  # GaussianGrid.distance before the blocks, the same steps
+                x = emb.reshape(batch, d, POSITIONS).permute(2, 0, 1)
+                y = torch.bmm((x - grid.mean[:, None, :]).contiguous(), full)
+                return y.square_().sum(2).sqrt_().T.reshape(batch, 56, 56)
+
+            with torch.inference_mode():
+                full_ms = _median_ms(with_full_factor, repeats)
+                blocks_ms = _median_ms(lambda: grid.distance(emb), repeats)
+                ref = with_full_factor()
+                diff = float(((grid.distance(emb) - ref).abs() / ref).max())
+            rows.append({"d": d, "batch": batch, "full_factor_ms": full_ms, "two_blocks_ms": blocks_ms,
+                         "max_rel_diff": diff})
+    return rows
+
+
+def render(record: dict) -> str:
+    env = record["environment"]
+    lines = ["# PaDiM kernels on CPU: what replaced what\n",
+             f"- date (UTC) {record['date_utc']}; load average at start {record['load_average_start']}, at end "
+             f"{record['load_average_end']}; median of {record['repeats']} calls after a warm-up",
+             f"- machine: {env['cpu']}, {env['cpu_count']} logical cores; torch {env['versions']['torch']}, "
+             f"threads {env.get('torch_threads')}; git {env['git_commit']}\n",
+             "| backbone (layer1..3, random weights, 224) | batch | NCHW ms/image | channels_last ms/image | speed-up |",
+             "|---|---|---|---|---|"]
+    for r in record["backbones"]:
+        lines.append(f"| {r['backbone']} | {r['batch']} | {r['nchw_ms_per_image']:.1f} | "
+                     f"{r['channels_last_ms_per_image']:.1f} | {r['nchw_ms_per_image'] / r['channels_last_ms_per_image']:.2f}x |")
+    lines += ["", "| distance step, 3,136 positions | batch | full L^-T ms | two blocks ms | speed-up | max rel. diff |",
+              "|---|---|---|---|---|---|"]
+    for r in record["distance"]:
+        lines.append(f"| d = {r['d']} | {r['batch']} | {r['full_factor_ms']:.1f} | {r['two_blocks_ms']:.1f} | "
+                     f"{r['full_factor_ms'] / r['two_blocks_ms']:.2f}x | {r['max_rel_diff']:.1e} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", default=str(REPO / "results" / "bench" / "kernels"))
+    args = ap.parse_args()
+    if args.repeats < 1:
+        sys.exit(f"error: --repeats must be >= 1, got {args.repeats}")
+    import torch
+
+    from padim_bench.envinfo import environment
+    from padim_bench.output import atomic_write_json, atomic_write_text
+
+    start, started = list(os.getloadavg()), time.time()
+    record = {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "repeats": args.repeats,
+              "seed": SEED, "environment": environment(torch.device("cpu")),
+              "backbones": bench_backbones(args.repeats), "distance": bench_distance(args.repeats)}
+    record["load_average_start"], record["load_average_end"] = start, list(os.getloadavg())
+    md = render(record)
+    out = Path(args.out)
+    atomic_write_json(out.with_suffix(".json"), record)
+    atomic_write_text(out.with_suffix(".md"), md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
