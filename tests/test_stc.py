@@ -246,7 +246,7 @@ def test_stc_config_rules_and_hashes():
 
 
 # ------------------------------------------------------------------------------------------- memory
-def test_spade_on_stc_is_refused_with_the_figure():
+def test_spade_on_stc_is_refused_with_the_figure(monkeypatch):
     cfg = load_config("configs/stc_spade.yaml")
     mem = memcheck.predict_fit_memory(cfg, 5000, 256)
     assert mem.host["feature bank (float32)"] == 5000 * 7_348_224  # 37.0 GB, paper Table VIII
@@ -259,8 +259,14 @@ def test_spade_on_stc_is_refused_with_the_figure():
         info = memcheck.check_run(forced, [split], torch.device("cpu"), 256, ram=16 * 10**9)
     assert info["01"]["predicted_fit_ram_bytes"] > 37e9 and info["01"]["forced"]
     mm = load_config("configs/stc_spade.yaml", sets=["method.bank=mmap"])
-    info = memcheck.check_run(mm, [split], torch.device("cpu"), 256, ram=16 * 10**9)  # the bank goes to disk
+    # the bank goes to disk: the check then depends on free disk, set here so the test does not
+    # depend on the machine's (CI had 32.6 GB free, less than the 36.74 GB bank)
+    monkeypatch.setattr(memcheck, "available_disk_bytes", lambda folder: 100 * 10**9)
+    info = memcheck.check_run(mm, [split], torch.device("cpu"), 256, ram=16 * 10**9)
     assert info["01"]["predicted_fit_ram_bytes"] < 1e9
+    monkeypatch.setattr(memcheck, "available_disk_bytes", lambda folder: 30 * 10**9)
+    with pytest.raises(memcheck.MemoryRefused, match=r"about 36\.74 GB of disk .* but 30\.00 GB is free"):
+        memcheck.check_run(mm, [split], torch.device("cpu"), 256, ram=16 * 10**9)
 
 
 @pytest.mark.slow
