@@ -123,11 +123,20 @@ def load_image(path: str | Path, bit_depth: int | None = None) -> np.ndarray:
         img = img.convert("L")
         mode = "L"
     if mode == "L":
-        arr = np.asarray(img, dtype=np.float32) / 255.0
-        return arr[..., None].repeat(3, axis=2)
+        return _unit_rgb(np.asarray(img)[..., None])
     if mode != "RGB":  # CMYK, YCbCr, ...; converting an RGB image would only copy it
         img = img.convert("RGB")
-    return np.asarray(img, dtype=np.float32) / 255.0
+    return _unit_rgb(np.asarray(img))
+
+
+def _unit_rgb(u8: np.ndarray) -> np.ndarray:
+    """uint8 ``(H, W, 1 or 3)`` -> float32 ``(H, W, 3)`` ``u8 / 255``, written into one new array
+    (a second 4-bytes-per-value temporary costs a few ms per 900 x 900 image in page faults,
+    scripts/bench_kernels.py)."""
+    out = np.empty(u8.shape[:2] + (3,), dtype=np.float32)
+    out[...] = u8  # exact: every uint8 is a float32; greyscale broadcasts to the 3 channels
+    out /= 255.0
+    return out
 
 
 def load_mask(path: str | Path) -> np.ndarray:
