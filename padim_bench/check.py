@@ -101,7 +101,15 @@ def against_baseline(record: dict[str, Any], baseline: dict[str, Any], tol: dict
 
 
 def against_paper(record: dict[str, Any], tol: dict[str, float]) -> list[Comparison]:
-    """The paper's cells for the row ``record`` reproduces (every table with such cells)."""
+    """The paper's cells for the row ``record`` reproduces (every table with such cells).
+
+    Raises:
+        PadimBenchError: the run is on a padim-bench generated dataset (``synthetic_data``), or
+            the paper has no row for its method and backbone.
+    """
+    if record.get("synthetic_data"):
+        raise PadimBenchError(f"{record.get('_path', 'this run')} is on SYNTHETIC data ({record['synthetic_data']['what']}): "
+                              "the paper's values do not apply; check against a baseline results file instead")
     out = []
     for table in reference.table_ids():
         row = tables.row_for(table, record)

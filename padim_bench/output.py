@@ -139,9 +139,21 @@ def stc_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     return [{k: row.get(k) for k in keys}]
 
 
+def synthetic_note(record: dict[str, Any]) -> str | None:
+    """The label of a run on a padim-bench generated dataset (``record["synthetic_data"]``, see
+    :mod:`padim_bench.data.origin`), or None."""
+    syn = record.get("synthetic_data")
+    if not syn:
+        return None
+    return f"SYNTHETIC data: {syn['what']}; not comparable with the paper's values"
+
+
 def captions(record: dict[str, Any]) -> list[str]:
-    """The lines under a run's table: the random-weights label, and for STC the protocol."""
+    """The lines under a run's table: the random-weights and synthetic-data labels, and for STC the
+    protocol."""
     lines = [random_note(record)] if random_note(record) else []
+    if synthetic_note(record):
+        lines.append(synthetic_note(record))
     if record.get("stc"):
         lines += [record["stc"]["protocol"], "image ROC-AUC = frame level; all = mean over scenes; "
                   "all (pooled) = every test frame / pixel of every scene as one set"]

@@ -46,6 +46,7 @@ from .backbones import layer_names, layer_shapes, load_backbone
 from .config import RunConfig
 from .data.images import load_image
 from .data.mvtec import CategorySplit, category_kind, resolve_categories, scan_category
+from .data.origin import synthetic_origin
 from .data.transforms import Augment, Preprocess, make_loader
 from .data.verify import check_split
 from .envinfo import environment
@@ -589,6 +590,10 @@ def run(
     splits, skipped, stc_plan = scan_splits(cfg)  # every file's layout and decodability, before any model
     size = Preprocess(cfg.dataset.resize, cfg.dataset.crop, cfg.dataset.interpolation).size
     memory = check_run(cfg, splits, device, size)  # refuses a fit that will not fit, with the figures
+    origin = synthetic_origin(cfg.dataset.root)
+    if origin:
+        console.print(f"[yellow]synthetic data:[/] {cfg.dataset.root} is a {origin['what']}; "
+                      "its values are not comparable with the paper's", highlight=False)
     if stc_plan is not None:
         from .data.stc import protocol_text
 
@@ -670,6 +675,8 @@ def run(
         "environment": environment(device),
         "categories": records,
     }
+    if origin:
+        record["synthetic_data"] = origin
     if stc_plan is not None:
         record["stc"] = stc_summary(stc_plan.info, records, cat_dir, cfg.dataset.resize)
     try:

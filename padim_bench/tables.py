@@ -276,9 +276,16 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
         data.notes += _table6_drops(records)
     if table == "4":
         data.notes += _table4_notes(records)
+    data.notes += _synthetic_notes(records)
     data.notes.append("paper value → ours (difference); a value alone is the paper's, not measured here; "
                       "¹ one source only, ? unconfirmed; [n/N] = categories in our mean / in the paper's")
     return data
+
+
+def _synthetic_notes(records: list[dict[str, Any]]) -> list[str]:
+    """One line per run on a padim-bench generated dataset (``synthetic_data`` in its record)."""
+    return [f"{r.get('_path', r.get('name', 'run'))}: SYNTHETIC data ({r['synthetic_data']['what']}): "
+            "its values are not comparable with the paper's" for r in records if r.get("synthetic_data")]
 
 
 def _table4_notes(records: list[dict[str, Any]]) -> list[str]:

@@ -54,6 +54,8 @@ def test_run_writes_labelled_results_and_resumes(tmp_path, tiny_data):
     assert "RANDOM" in (out / "results.md").read_text()
     assert ",random," in (out / "results.csv").read_text()
     assert "RANDOM" in res.output
+    assert record["synthetic_data"]["marker"] == ".padim_bench_demo.json"  # the demo generator's data
+    assert "SYNTHETIC data" in (out / "results.md").read_text() and "synthetic data:" in res.output
     # same command again: resumes, both categories skipped, same numbers
     res2 = runner.invoke(app, ["run", str(cfg), "--quiet"])
     assert res2.exit_code == 0, res2.output

@@ -454,3 +454,18 @@ def test_real_grid_counts_and_greyscale():
     bad = next(s for s in split.test if s.label == 1)
     m = load_mask(bad.mask_path)
     assert m.shape == raw.shape and 0 < m.sum() < m.size
+
+
+def test_generator_markers_label_the_data_synthetic(tmp_path):
+    from padim_bench.data import demo, stc_synth
+    from padim_bench.data.origin import synthetic_origin
+
+    assert synthetic_origin(tmp_path) is None  # no marker: genuine, as far as we can tell
+    (tmp_path / stc_synth.MARKER_NAME).write_text('{"seed": 3}')
+    assert synthetic_origin(tmp_path) == {"marker": stc_synth.MARKER_NAME, "params": {"seed": 3},
+                                          "what": "padim-bench synthetic ShanghaiTech Campus (STC layout, generated videos)"}
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / demo.MARKER_NAME).write_text("not json {")  # damaged: still generated data
+    got = synthetic_origin(other)
+    assert got["marker"] == demo.MARKER_NAME and got["params"] is None and "demo" in got["what"]

@@ -39,6 +39,7 @@ def test_padim_effl0_on_bottle_meets_the_calibrated_bounds(tmp_path):
     assert bottle["metrics"]["pixel_roc_auc"] >= 0.97
     assert 0.0 < bottle["metrics"]["pro"] <= 1.0
     assert record["backbone"]["weights"] == "imagenet"
+    assert "synthetic_data" not in record  # genuine MVTec AD: no generator marker
     # regression check against the committed baseline: a change that moves a number fails CI
     base = json.loads(BASELINE.read_text())["config"]
     ours = record["config"]

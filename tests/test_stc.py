@@ -347,6 +347,10 @@ def test_end_to_end_on_synthetic_stc(tmp_path, synth, monkeypatch):
     assert pooled["scenes"] == 2 and pooled["pixel_roc_auc"] > 0.9 and pooled["frame_roc_auc"] > 0.8
     assert pooled["pixel_roc_auc_binning_bound"] < 1e-3
     assert "all (pooled)" in (out / "results.md").read_text()
+    # generated data is labelled wherever its values appear next to the paper's, and not checked against them
+    assert rec["synthetic_data"]["marker"] == ".padim_bench_synthetic_stc.json"
+    assert rec["synthetic_data"]["params"]["seed"] == 0 and "synthetic data:" in res.output
+    assert "SYNTHETIC data" in (out / "results.md").read_text()
     # resume: both scenes skipped, the pooled figures unchanged
     res = runner.invoke(app, ["run", str(path), "--quiet", "--force-memory"])
     assert res.exit_code == 0 and res.output.count("already done") == 2
@@ -354,6 +358,9 @@ def test_end_to_end_on_synthetic_stc(tmp_path, synth, monkeypatch):
     res = runner.invoke(app, ["table", "4", str(out), "--format", "md"])
     assert res.exit_code == 0 and "91.2" in res.output and "[2/12]" in res.output
     assert "padim-efficientnet_lite0-Rd20 (not in the paper)" in res.output
+    assert "SYNTHETIC data (padim-bench synthetic ShanghaiTech Campus" in res.output
+    res = runner.invoke(app, ["check", str(out)])
+    assert res.exit_code == 2 and "SYNTHETIC data" in res.output and "baseline" in res.output
     res = runner.invoke(app, ["table", "3", str(out), "--format", "md"])
     assert "efficientnet_lite0" not in res.output  # an STC run is no MVTec AD row
     monkeypatch.undo()

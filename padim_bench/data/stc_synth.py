@@ -27,12 +27,17 @@ the layout or the masks. Writing the default dataset takes about a second.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.ndimage
 from PIL import Image
+
+MARKER_NAME = ".padim_bench_synthetic_stc.json"
+"""Written at the dataset root with the generator's parameters: runs on this data are labelled
+synthetic (:func:`padim_bench.data.origin.synthetic_origin`)."""
 
 #: pedestrians: (width, height) in pixels
 PEDESTRIAN = (6, 12)
@@ -142,7 +147,8 @@ def generate_stc(
     """Write a synthetic STC dataset under ``root`` (see the module doc) and describe it.
 
     Args:
-        root: dataset root (created; existing files of the same names are overwritten).
+        root: dataset root (created; existing files of the same names are overwritten), with the
+            marker ``MARKER_NAME`` recording these arguments.
         scenes: number of scenes, named ``01``, ``02``, ... as in STC.
         scenes_without_test: how many of the last scenes get training videos only (real STC's
             scene 13 has no test clip).
@@ -220,4 +226,8 @@ def generate_stc(
                 np.save(out, arr, allow_pickle=False)
             clips_out[clip] = test_frames
             anomalous[clip] = int(labels.sum())
+    marker = {"generator": "padim_bench.data.stc_synth.generate_stc", "scenes": scenes,
+              "scenes_without_test": scenes_without_test, "train_videos": train_videos, "train_frames": train_frames,
+              "test_clips": test_clips, "test_frames": test_frames, "size": [w, h], "walkers": walkers, "seed": seed}
+    (root / MARKER_NAME).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return SyntheticStc(root, (w, h), videos_out, train_frames, clips_out, anomalous, no_test)
