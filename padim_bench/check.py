@@ -73,7 +73,9 @@ def _cells(record: dict[str, Any]) -> dict[tuple[str, str], float | None]:
 
 
 def against_baseline(record: dict[str, Any], baseline: dict[str, Any], tol: dict[str, float]) -> list[Comparison]:
-    """Every metric cell of ``baseline`` compared with ``record``.
+    """Every metric cell of ``baseline`` compared with ``record``: each category of the baseline
+    must be in ``record`` (else ``MISSING``) and within tolerance; the means are enforced only when
+    both runs have the same categories (else listed as ``info``, "over other categories").
 
     Raises:
         PadimBenchError: the two runs are on different datasets (e.g. STC against an MVTec AD
@@ -84,9 +86,14 @@ def against_baseline(record: dict[str, Any], baseline: dict[str, Any], tol: dict
         raise PadimBenchError(f"the results are on {names[0]}, the baseline on {names[1]}: not comparable; "
                               "check against a baseline of the same dataset")
     ours, ref = _cells(record), _cells(baseline)
+    cats = [{c["category"] for c in r["categories"]} for r in (record, baseline)]
+    other_set = cats[0] != cats[1]  # a mean over other categories is another quantity: not enforced
     out = []
     for (where, metric), rv in ref.items():
         if metric not in tol:
+            continue
+        if other_set and where.startswith("mean: "):
+            out.append(Comparison(where + " (over other categories)", metric, rv, ours.get((where, metric)), tol[metric], "info"))
             continue
         if (where, metric) not in ours:
             out.append(Comparison(where, metric, rv, None, tol[metric], "MISSING"))
@@ -104,9 +111,12 @@ def against_paper(record: dict[str, Any], tol: dict[str, float]) -> list[Compari
     """The paper's cells for the row ``record`` reproduces (every table with such cells).
 
     Raises:
-        PadimBenchError: the run is on a padim-bench generated dataset (``synthetic_data``), or
-            the paper has no row for its method and backbone.
+        PadimBenchError: the run used random backbone weights or is on a padim-bench generated
+            dataset (``synthetic_data``), or the paper has no row for its method and backbone.
     """
+    if record["config"]["method"].get("weights") == "random":
+        raise PadimBenchError(f"{record.get('_path', 'this run')} used RANDOM backbone weights (time and memory figures "
+                              "only): the paper's values do not apply; check against a baseline results file instead")
     if record.get("synthetic_data"):
         raise PadimBenchError(f"{record.get('_path', 'this run')} is on SYNTHETIC data ({record['synthetic_data']['what']}): "
                               "the paper's values do not apply; check against a baseline results file instead")

@@ -264,7 +264,8 @@ def _validate_stc(cfg) -> None:
 def table(
     number: Annotated[str, typer.Argument(help="paper table: 1-8 (or I-VIII)")],
     results: Annotated[Optional[list[Path]], typer.Argument(help="results.json files or folders holding them")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="rich (terminal), md, csv or tex")] = "rich",
+    fmt: Annotated[Optional[str], typer.Option("--format", help="rich (terminal), md, csv or tex; default: rich, or with -o "
+                                                                "the file's suffix (.md, .csv, .tex; other suffixes md)")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
 ) -> None:
     """Show a paper table with the paper's value, ours and the difference in every cell.
@@ -278,8 +279,15 @@ def table(
     roman = {"I": "1", "II": "2", "III": "3", "IV": "4", "V": "5", "VI": "6", "VII": "7", "VIII": "8"}
     number = roman.get(number.upper(), number)
     try:
+        if fmt is None:
+            fmt = "rich" if output is None else {".csv": "csv", ".tex": "tex"}.get(output.suffix.lower(), "md")
         if fmt not in ("rich", "md", "csv", "tex"):
             raise PadimBenchError(f"--format {fmt!r}: use rich, md, csv or tex")
+        if output is not None:  # before any work: a folder, or a parent that is missing or not a folder
+            if output.is_dir():
+                raise PadimBenchError(f"--output {output}: is a folder; give a file name")
+            if not output.parent.is_dir():
+                raise PadimBenchError(f"--output {output}: the folder {output.parent} does not exist or is not a folder")
         records = tables.load_records(results or [])
         parts = tables.build(number, records)
     except PadimBenchError as e:
@@ -293,7 +301,10 @@ def table(
     if output is None:
         sys.stdout.write(text)
     else:
-        atomic_write_text(output, text)
+        try:
+            atomic_write_text(output, text)
+        except OSError as e:
+            _fail(PadimBenchError(f"--output {output}: cannot write there ({e.strerror or e})"))
         out_console.print(f"written: {output}")
 
 
@@ -303,10 +314,13 @@ def check(
     against: Annotated[str, typer.Option("--against", help="'paper', or a baseline results.json / folder")] = "paper",
     tolerance: Annotated[Optional[list[str]], typer.Option("--tolerance", help="points: 0.5 for all, or pro=1.0 (repeatable)")] = None,
 ) -> None:
-    """Exit 1 if any metric moved beyond its tolerance (percentage points) from the reference.
+    """Exit 1 if any metric moved beyond its tolerance (percentage points) from the reference or
+    a baseline category is missing; exit 2 if nothing could be enforced.
 
-    Against a baseline of our own every category and mean is enforced; against the paper only its
-    confirmed cells covering the same categories are (the rest is shown as info).
+    Against a baseline of our own every category is enforced, and the means when both runs have
+    the same categories; against the paper only its confirmed cells covering the same categories
+    are (the rest is shown as info). Runs with random weights or on generated data are not checked
+    against the paper.
     """
     from rich.table import Table
 
@@ -330,19 +344,25 @@ def check(
     for col in ("cell", "metric", "reference", "ours", "diff (points)", "tolerance", "status"):
         t.add_column(col, justify="left" if col in ("cell", "metric", "status") else "right")
     fmt = lambda v: "undefined" if v is None else f"{v:.2f}"  # noqa: E731
+    ours_text = lambda r: "missing" if r.status == "MISSING" else fmt(r.ours)  # noqa: E731
     for r in rows:
         style = "red" if r.status in ("MOVED", "MISSING") else "dim" if r.status == "info" else None
-        t.add_row(escape(r.where), r.metric, fmt(r.reference), fmt(r.ours),
+        t.add_row(escape(r.where), r.metric, fmt(r.reference), ours_text(r),
                   "" if r.diff is None else f"{r.diff:+.2f}", f"{r.tolerance:.2f}", r.status, style=style)
     out_console.print(t)
     failed = [r for r in rows if r.status in ("MOVED", "MISSING")]
     for r in failed:
         err_console.print(f"[red]{r.status}[/]: {escape(r.where)} {r.metric}: reference {fmt(r.reference)}, "
-                          f"ours {fmt(r.ours)} (tolerance {r.tolerance:.2f} points)", highlight=False)
+                          f"ours {ours_text(r)} (tolerance {r.tolerance:.2f} points)", highlight=False)
     enforced = sum(r.status != "info" for r in rows)
-    out_console.print(f"{len(failed)} of {enforced} enforced cells moved" + (f"; {len(rows) - enforced} shown for information" if enforced < len(rows) else ""))
+    moved, missing = (sum(r.status == s for r in failed) for s in ("MOVED", "MISSING"))
+    out_console.print(f"{enforced} enforced cells: {moved} moved, {missing} missing"
+                      + (f"; {len(rows) - enforced} shown for information" if enforced < len(rows) else ""))
     if failed:
         raise typer.Exit(1)
+    if not enforced:  # a gate that checked nothing must not pass
+        _fail(PadimBenchError(f"nothing was enforced: no cell of {against} covers what {results} measured "
+                              "(see the information rows); a regression check needs at least one"))
 
 
 def _one(records: list, path) -> list:

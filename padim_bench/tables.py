@@ -216,13 +216,21 @@ def build(table: str, records: list[dict[str, Any]]) -> list[TableData]:
         raise PadimBenchError(f"unknown table {table!r}; the paper has tables {', '.join(reference.table_ids())}")
     if table == "8":
         return [build_table8(records)]
-    records = [r for r in records if is_stc(r) == (table == "4")]  # Table IV is STC's, the others MVTec AD's
+    kept = [r for r in records if is_stc(r) == (table == "4")]  # Table IV is STC's, the others MVTec AD's
+    left_out = [str(r.get("_path", r.get("name", "run"))) for r in records if is_stc(r) != (table == "4")]
     pcells = reference.cells(table)
     if table == "3":
         groups = [c for c in pcells if c.column in GROUP_SIZE]
         per_class = [c for c in pcells if c.column not in GROUP_SIZE]
-        return [_build(table, records, groups), _build(table, records, per_class, " (per category)")]
-    return [_build(table, records, pcells)]
+        parts = [_build(table, kept, groups), _build(table, kept, per_class, " (per category)")]
+    else:
+        parts = [_build(table, kept, pcells)]
+    if left_out:
+        why = "not STC runs; Table IV is STC's" if table == "4" else "STC runs; they go in Table IV"
+        note = f"left out ({why}): " + ", ".join(left_out)
+        for part in parts:
+            part.notes.insert(0, note)
+    return parts
 
 
 def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.PaperCell], suffix: str = "") -> TableData:

@@ -388,7 +388,9 @@ def test_table4_takes_stc_runs_only_and_pools_all_scenes():
                                                  "metrics": {"pixel_roc_auc": 0.9}, "time": {}, "memory": {}}],
              "config": {"method": {"name": "padim", "backbone": "resnet18", "d": 100, "weights": "imagenet"},
                         "dataset": {"name": "mvtec_ad"}}}
+    mvtec["_path"] = "runs/mvtec/results.json"
     (data,) = tables.build("4", [_stc_record(), mvtec])
+    assert data.notes[0] == "left out (not STC runs; Table IV is STC's): runs/mvtec/results.json"
     rows = dict(data.rows)
     assert len([r for r in rows if "PaDiM-R18" in r]) == 1  # the MVTec AD run is no Table IV row
     cells = dict(zip(data.columns, rows["PaDiM-R18-Rd100"]))

@@ -86,6 +86,19 @@ def test_formats_render():
     assert tables.to_csv(parts[0]).startswith("row,column,metric,paper,tag,ours,diff")
 
 
+def test_table_output_file_format_and_bad_paths(tmp_path):
+    res_dir = write(tmp_path, "run", record()).parent
+    out = tmp_path / "t3.tex"
+    res = runner.invoke(app, ["table", "3", str(res_dir), "-o", str(out)])
+    assert res.exit_code == 0 and "\\begin{tabular}" in out.read_text()  # format from the suffix
+    assert runner.invoke(app, ["table", "3", str(res_dir), "-o", str(tmp_path / "t3.csv")]).exit_code == 0
+    assert (tmp_path / "t3.csv").read_text().startswith("row,column,metric")
+    for bad, says in ((tmp_path, "is a folder"), (tmp_path / "absent" / "t.md", "does not exist"),
+                      (out / "t.md", "is not a folder")):
+        res = runner.invoke(app, ["table", "3", str(res_dir), "-o", str(bad)])
+        assert res.exit_code == 2 and says in res.output and "Traceback" not in res.output, res.output
+
+
 def test_unknown_table_is_an_error():
     with pytest.raises(PadimBenchError, match="unknown table"):
         tables.build("9", [])
@@ -115,7 +128,35 @@ def test_check_reports_a_missing_category(tmp_path):
     base = write(tmp_path, "base", record())
     fewer = record(metrics={"bottle": (0.99, 0.98, 0.90)})
     res = runner.invoke(app, ["check", str(write(tmp_path, "fewer", fewer)), "--against", str(base)])
-    assert res.exit_code == 1 and "MISSING" in res.output
+    assert res.exit_code == 1 and "MISSING" in res.output and "ours missing" in res.output
+    assert "3 missing" in res.output  # grid's three metrics; the means over other categories are not enforced
+
+
+def test_check_against_a_baseline_with_fewer_categories_enforces_only_theirs(tmp_path):
+    """Baseline: bottle only; run: bottle (identical) and grid. The run's means include grid, so
+    they are another quantity (info); bottle is enforced and passes."""
+    base = write(tmp_path, "base", record(metrics={"bottle": (0.99, 0.98, 0.90)}))
+    more = write(tmp_path, "more", record())
+    rows = C.against_baseline(json.loads(more.read_text()), json.loads(base.read_text()), C.parse_tolerances(None))
+    status = {(r.where, r.metric): r.status for r in rows}
+    assert status[("bottle", "pixel_roc_auc")] == "ok"
+    means = [r for r in rows if r.where.startswith("mean: ")]
+    assert means and all(r.status == "info" and r.where.endswith("(over other categories)") for r in means)
+    res = runner.invoke(app, ["check", str(more), "--against", str(base)])
+    assert res.exit_code == 0, res.output
+    assert "3 enforced cells: 0 moved, 0 missing" in res.output
+
+
+def test_check_against_the_paper_refuses_random_weights_and_an_unchecked_run(tmp_path):
+    rand = write(tmp_path, "rand", record(weights="random"))
+    res = runner.invoke(app, ["check", str(rand)])
+    assert res.exit_code == 2 and "RANDOM backbone weights" in res.output
+    # R18-Rd100 on bottle and grid: every paper cell of this row is unconfirmed or a mean over
+    # other categories, so nothing is enforced, and the gate must not pass
+    rows = C.against_paper(record(), C.parse_tolerances(None))
+    assert rows and all(r.status == "info" for r in rows)
+    res = runner.invoke(app, ["check", str(write(tmp_path, "r18", record()))])
+    assert res.exit_code == 2 and "nothing was enforced" in res.output
 
 
 def test_check_against_the_paper_enforces_only_confirmed_full_means():
