@@ -212,12 +212,13 @@ def validate(
     from .data.mvtec import resolve_categories, scan_category
     from .backbones import check_weights
     from .data.verify import check_split
-    from .runner import check_names
+    from .runner import check_names, resolve_device
 
     try:
         cfgs = load_experiments(config, set_, data_root=data_root, categories=categories, weights=weights)
         for c in cfgs:
             check_names(c)
+            resolve_device(c.runtime.device)  # e.g. cuda on a machine without one, as run would refuse
         cfg = cfgs[0]
         check_weights(cfg.method.backbone, cfg.method.weights)
         if len(cfgs) > 1:

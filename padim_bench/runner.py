@@ -151,7 +151,8 @@ def prepare_output(cfg: RunConfig, force: bool) -> Path:
         if force and info.exists():
             _clear_other_run(out, cfg.run_hash(), cfg.output.model_cache)
         (out / "categories").mkdir(parents=True, exist_ok=True)
-        atomic_write_json(info, {"config_hash": cfg.config_hash(), "run_hash": cfg.run_hash(), "config": cfg.to_dict()})
+        if force or not info.exists():  # a resumed run leaves the folder's run file as it was
+            atomic_write_json(info, {"config_hash": cfg.config_hash(), "run_hash": cfg.run_hash(), "config": cfg.to_dict()})
     except OSError as e:
         raise PadimBenchError(f"output.dir {out}: cannot write there ({e.strerror or e})") from None
     return out
@@ -188,6 +189,21 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise PadimBenchError(f"{path}: unreadable ({e}); use --force to start over or --out elsewhere") from None
+
+
+def _unchanged_results(out: Path, run_hash: str, categories: list[str]) -> dict[str, Any] | None:
+    """The run record in ``out/results.json`` when it is readable, of ``run_hash`` and holds
+    exactly ``categories`` (the finished ones), i.e. writing it again would only change its
+    environment; else None."""
+    try:
+        old = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(old, dict) or old.get("run_hash") != run_hash or not isinstance(old.get("categories"), list):
+        return None
+    if [c.get("category") if isinstance(c, dict) else None for c in old["categories"]] != categories:
+        return None
+    return old
 
 
 def _finished(path: Path, run_hash: str, console: Console, split: CategorySplit,
@@ -604,6 +620,7 @@ def run(
     h, rh = cfg.config_hash(), cfg.run_hash()
     cat_dir = out / "categories"
     records = []
+    computed = False  # any category fitted and evaluated by this invocation
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, disable=not show_progress, transient=True)
     with progress:
@@ -638,6 +655,7 @@ def run(
             except OSError as e:
                 raise PadimBenchError(f"{done}: cannot write the category result ({e.strerror or e})") from None
             records.append(rec)
+            computed = True
             m = rec["metrics"]
             console.print(
                 f"{split.name}: " + ", ".join(f"{k} {'undefined' if v is None else f'{100 * v:.1f}'}" for k, v in m.items())
@@ -656,12 +674,19 @@ def run(
         if isinstance(other, dict) and other.get("run_hash") == rh and other.get("category") == path.stem:
             records.append(other)
     records.sort(key=lambda r: r["category"])
+    if not computed and not force:  # everything was already done: the folder's results stay as they are
+        old = _unchanged_results(out, rh, [r["category"] for r in records])
+        if old is not None:
+            console.print(f"[dim]nothing new to compute; {out / 'results.json'} unchanged[/]", highlight=False)
+            return old
+    config = cfg.to_dict()
+    config["dataset"]["categories"] = [r["category"] for r in records]  # what the results hold, over invocations
     record = {
         "record_version": RECORD_VERSION,
         "name": cfg.name,
         "config_hash": h,
         "run_hash": rh,
-        "config": cfg.to_dict(),
+        "config": config,
         "backbone": {
             "name": extractor.name,
             "weights": extractor.weights,

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -56,12 +57,28 @@ def test_run_writes_labelled_results_and_resumes(tmp_path, tiny_data):
     assert "RANDOM" in res.output
     assert record["synthetic_data"]["marker"] == ".padim_bench_demo.json"  # the demo generator's data
     assert "SYNTHETIC data" in (out / "results.md").read_text() and "synthetic data:" in res.output
-    # same command again: resumes, both categories skipped, same numbers
+    assert record["config"]["dataset"]["categories"] == ["brick", "gravel"]
+    # same command again: resumes, both categories skipped, same numbers; nothing is rewritten
+    files = {p: p.read_bytes() for p in (out / "results.json", out / "results.md", out / "run.json")}
     res2 = runner.invoke(app, ["run", str(cfg), "--quiet"])
     assert res2.exit_code == 0, res2.output
-    assert res2.output.count("already done") == 2
-    again = json.loads((out / "results.json").read_text())
-    assert again["categories"][0]["metrics"] == brick["metrics"]
+    assert res2.output.count("already done") == 2 and "unchanged" in res2.output
+    assert all(p.read_bytes() == b for p, b in files.items())
+    # one category asked for: skipped too; the folder's results still hold both, and say so
+    res3 = runner.invoke(app, ["run", str(cfg), "--quiet", "--categories", "gravel"])
+    assert res3.exit_code == 0 and res3.output.count("already done") == 1
+    assert all(p.read_bytes() == b for p, b in files.items())
+
+
+def test_results_config_lists_the_categories_the_results_hold(tmp_path, tiny_data):
+    """Two invocations with different categories into one folder: results.json's config names both."""
+    out = tmp_path / "out"
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, out)
+    for cat in ("gravel", "brick"):
+        assert runner.invoke(app, ["run", str(cfg), "--quiet", "--categories", cat]).exit_code == 0
+    rec = json.loads((out / "results.json").read_text())
+    assert [c["category"] for c in rec["categories"]] == ["brick", "gravel"]
+    assert rec["config"]["dataset"]["categories"] == ["brick", "gravel"]
 
 
 def test_same_seed_same_numbers(tmp_path, tiny_data):
@@ -116,6 +133,9 @@ def test_validate_lists_counts(tmp_path, tiny_data):
     res = runner.invoke(app, ["validate", str(cfg)])
     assert res.exit_code == 0, res.output
     assert "brick: 6 train, 3 test good, 4 test defective" in res.output
+    if not torch.cuda.is_available():  # validate refuses what run would refuse
+        res = runner.invoke(app, ["validate", str(cfg), "--set", "runtime.device=cuda"])
+        assert res.exit_code == 2 and "'cuda' requested but torch sees no CUDA device" in res.output
 
 
 def test_validate_takes_weights_like_run(tmp_path, tiny_data, monkeypatch):

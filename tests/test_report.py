@@ -229,7 +229,7 @@ def test_report_of_two_runs_writes_every_figure_and_changes_nothing(runs):
     assert {k: _digests(runs[k]) for k in ("a", "b")} == before  # no stored byte (JSON, npz, csv, md) changed
     figs = sorted(p.name for p in (out / "figures").iterdir())
     expected = {"bars.png", "cost.png", "curves_brick.png", "curves_gravel.png"}
-    for label in ("PaDiM-R18-Rd10_random", "PaDiM-R18-Rd20_random"):
+    for label in ("PaDiM-R18-Rd10_random_synthetic", "PaDiM-R18-Rd20_random_synthetic"):  # demo data: labelled
         for cat in ("brick", "gravel"):
             expected |= {f"overlay_{cat}_{label}_{g}.png" for g in GROUPS}
     assert set(figs) == expected

@@ -102,7 +102,7 @@ def find_runs(paths: Sequence[str | Path]) -> list[Run]:
 
 def run_label(record: dict[str, Any]) -> str:
     """Short label of a run: ``PaDiM-EffL0-Rd100``, ``SPADE-WR50``, ``VAE-R18`` (+ ``[random]``,
-    ``nonaligned``, ``[synthetic data]``)."""
+    ``nonaligned``, ``[synthetic]``)."""
     m = record["config"]["method"]
     label = f"{METHOD_NAMES.get(m['name'], m['name'])}-{BACKBONE_NAMES.get(m['backbone'], m['backbone'])}"
     if m["name"] == "padim" and m.get("d"):
@@ -112,7 +112,7 @@ def run_label(record: dict[str, Any]) -> str:
     if m.get("weights") == "random":
         label += " [random]"
     if record.get("synthetic_data"):
-        label += " [synthetic data]"
+        label += " [synthetic]"
     return label
 
 
