@@ -211,12 +211,18 @@ class RunConfig:
 
     def config_hash(self) -> str:
         """First 12 hex digits of the SHA-256 of the canonical JSON of everything that changes the
-        numbers of a category: the name, ``dataset.categories``, the output and runtime sections
-        and hash-neutral method keys are left out. Keys the model cache."""
+        numbers of a category: the name, ``dataset.categories``, ``dataset.root``, the output and
+        runtime sections and hash-neutral method keys are left out. Keys the model cache.
+
+        The data root is a place, not the data: the same dataset under another path (or the same
+        path written relative vs absolute) is the same experiment, and which files a finished
+        category used is checked by its data fingerprint (names and sizes of every file,
+        ``runner.data_fingerprint``), so a different dataset at the same path is recomputed."""
         d = self.to_dict()
         for key in ("output", "runtime", "name"):
             d.pop(key)
         d["dataset"].pop("categories")
+        d["dataset"].pop("root")
         for key in getattr(type(self.method.params), "HASH_NEUTRAL", ()):
             d["method"].pop(key, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]

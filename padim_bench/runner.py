@@ -700,6 +700,7 @@ def run(
         "environment": environment(device),
         "categories": records,
     }
+    record["dataset_root_resolved"] = str(Path(cfg.dataset.root).resolve())  # the report finds images from any folder
     if origin:
         record["synthetic_data"] = origin
     if stc_plan is not None:

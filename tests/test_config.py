@@ -294,6 +294,7 @@ def test_config_hash():
     assert variant("dataset", "crop", 192).config_hash() != h
     assert variant("method", "epsilon", 0.1).config_hash() != h
     assert variant("output", "dir", "elsewhere").config_hash() == h
+    assert variant("dataset", "root", "/elsewhere/mvtec_ad").config_hash() == h  # a place, not the data
     assert variant("runtime", "batch_size", 4).config_hash() == h
     assert variant("runtime", "workers", 0).config_hash() == h
     renamed = _r18()

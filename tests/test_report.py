@@ -266,3 +266,20 @@ def test_report_on_a_folder_that_is_not_a_run(tmp_path):
     res = cli.invoke(app, ["report", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")])
     assert res.exit_code == 2 and "nowhere" in res.output
     assert not (tmp_path / "r").exists()
+
+
+def test_input_images_of_a_run_with_a_relative_root_are_found_from_another_folder(demo_data, tmp_path, monkeypatch):
+    """A run made with dataset.root "demo" from demo_data's parent, reported from elsewhere: the
+    record's resolved root finds the image (without it, only --data-root would)."""
+    from padim_bench.report.build import Run, _input_image
+
+    image = sorted((demo_data / "brick" / "test" / "good").glob("*.png"))[0]
+    rel = Path("demo") / image.relative_to(demo_data)
+    ds = {"root": "demo", "resize": 64, "crop": 56, "interpolation": "bicubic"}
+    run = Run({"config": {"dataset": ds, "method": {"seed": 0}}, "dataset_root_resolved": str(demo_data)}, tmp_path)
+    monkeypatch.chdir(tmp_path)  # not demo_data's parent: "demo/..." does not exist from here
+    img, why = _input_image(run, str(rel), 0, None)
+    assert why == "" and img.shape == (56, 56, 3)
+    del run.record["dataset_root_resolved"]
+    img, why = _input_image(run, str(rel), 0, None)
+    assert img is None and "input not available" in why

@@ -136,6 +136,9 @@ def _input_image(run: Run, path: str, index: int, data_root: str | Path | None) 
 
     ds = run.record["config"]["dataset"]
     p = Path(path)
+    resolved = run.record.get("dataset_root_resolved")
+    if data_root is None and not p.is_absolute() and not p.exists() and resolved:
+        data_root = resolved  # a relative root, read from another working folder than the run's
     if data_root is not None:
         try:
             p = Path(data_root) / p.relative_to(ds["root"])
