@@ -309,8 +309,8 @@ def build_dataclass(cls: type, data: Any, prefix: str) -> Any:
     Raises:
         ConfigError: naming ``prefix.key`` for an unknown key (with a suggestion) or a bad value.
     """
-    if data is None:
-        data = {}
+    if data is None:  # every default silently (a ResNet-18 run) is never what an empty file meant
+        raise ConfigError(f"{p}: the file is empty (or only comments); see configs/ for complete examples")
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
@@ -464,9 +464,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     refuses duplicated keys.
 
     Raises:
-        ConfigError: the file is missing, is not valid YAML, or is not a mapping.
+        ConfigError: the file is missing, a folder, empty, not valid YAML, or not a mapping.
     """
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a folder; give a config file (e.g. configs/mvtec_r18.yaml)")
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
@@ -475,8 +477,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: not valid YAML: {e}") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{p}: not a UTF-8 text file ({e})") from None
-    if data is None:
-        data = {}
+    if data is None:  # every default silently (a ResNet-18 run) is never what an empty file meant
+        raise ConfigError(f"{p}: the file is empty (or only comments); see configs/ for complete examples")
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
     return data
@@ -494,6 +496,11 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
             raise ConfigError(f"--set {dotted}: {part!r} is not a section")
         node = nxt
     node[parts[-1]] = value
+
+
+_OPTION_KEYS = {"data_root": "dataset.root", "categories": "dataset.categories", "device": "runtime.device",
+                "out": "output.dir", "weights": "method.weights"}
+"""Named command-line overrides and the config keys they set."""
 
 
 def apply_overrides(data: dict[str, Any], sets: list[str] | None = None, **named: Any) -> dict[str, Any]:
@@ -523,20 +530,14 @@ def apply_overrides(data: dict[str, Any], sets: list[str] | None = None, **named
         except yaml.YAMLError as e:
             raise ConfigError(f"--set {item!r}: value is not valid YAML ({e})") from None
         set_dotted(data, key.strip(), value)
-    mapping = {
-        "data_root": "dataset.root",
-        "device": "runtime.device",
-        "out": "output.dir",
-        "weights": "method.weights",
-    }
     for name, value in named.items():
         if value is None:
             continue
         if name == "categories":
             cats = [c.strip() for c in str(value).split(",") if c.strip()]
             set_dotted(data, "dataset.categories", "all" if cats == ["all"] else cats)
-        elif name in mapping:
-            set_dotted(data, mapping[name], str(value))
+        elif name in _OPTION_KEYS:
+            set_dotted(data, _OPTION_KEYS[name], str(value))
         else:
             raise TypeError(f"unknown override {name!r}")  # a bug, not a user error
     return data
@@ -565,10 +566,12 @@ def load_config(path: str | Path, sets: list[str] | None = None, **named: Any) -
         return config_from_dict(data, default_name=p.stem)
     except ConfigError as e:
         msg = str(e)
-        for text in sets or []:  # a bad value given on the command line is named as such
-            key = text.split("=", 1)[0].strip()
-            if "=" in text and (msg.startswith(key + ":") or msg.startswith(key + " ")):
-                raise ConfigError(f"{p} with --set {text}: {msg}") from None
+        given = [(text.split("=", 1)[0].strip(), f"--set {text}") for text in sets or [] if "=" in text]
+        given += [(key, f"--{opt.replace('_', '-')} {named[opt]!r}") for opt, key in _OPTION_KEYS.items()
+                  if named.get(opt) is not None]
+        for key, how in given:  # a bad value given on the command line is named as such
+            if msg.startswith(key + ":") or msg.startswith(key + " "):
+                raise ConfigError(f"{p} with {how}: {msg}") from None
         raise ConfigError(f"{p}: {msg}") from None
 
 

@@ -331,10 +331,21 @@ def test_output_not_a_mapping(tmp_path):
     assert "output" in str(e.value) and "--set" not in str(e.value)
 
 
-def test_empty_file_gives_defaults(tmp_path):
-    cfg = load_config(_write(tmp_path, "", "blank.yaml"))
+def test_empty_file_or_folder_is_refused_but_a_minimal_file_gives_defaults(tmp_path):
+    for text in ("", "# only a comment\n"):
+        with pytest.raises(ConfigError, match="blank.yaml: the file is empty"):
+            load_config(_write(tmp_path, text, "blank.yaml"))
+    with pytest.raises(ConfigError, match="is a folder; give a config file"):
+        load_config(tmp_path)
+    cfg = load_config(_write(tmp_path, "name: blank\n", "blank.yaml"))
     assert cfg.name == "blank" and cfg.output.dir == "results/runs/blank"
     assert cfg.method.params.d == 100
+
+
+def test_a_bad_value_from_a_named_option_is_named(tmp_path):
+    p = _write(tmp_path, "name: x\n", "c.yaml")
+    with pytest.raises(ConfigError, match=r"c.yaml with --categories ' , ': dataset.categories"):
+        load_config(p, categories=" , ")
 
 
 def test_channels_last_is_in_the_run_hash_but_nchw_keeps_older_hashes(tmp_path):

@@ -47,6 +47,19 @@ def test_unreadable_files_can_be_skipped_and_are_counted(make_mvtec, tmp_path):
     assert len(cat["skipped_files"]) == 1 and "001.png" in cat["skipped_files"][0]
 
 
+def test_an_unreadable_defective_test_image_gets_the_same_error_and_skip_as_any_file(make_mvtec, tmp_path):
+    """A defective test image is paired with its mask by size while scanning; a garbage file there
+    is left to the decoding check, which names it with the way out (or skips it)."""
+    ds = make_mvtec(n_train=4, n_test_good=2, defects={"spot": 2})
+    bad = sorted((ds.path / "test" / "spot").glob("*.png"))[0]
+    bad.write_text("not an image")
+    with pytest.raises(DataError, match=rf"1 unreadable file\(s\): {bad}.*dataset.on_unreadable: skip"):
+        runner.run(make_cfg(ds.root, tmp_path / "out"), show_progress=False)
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        rec = runner.run(make_cfg(ds.root, tmp_path / "out2", dataset={"on_unreadable": "skip"}), show_progress=False)
+    assert rec["categories"][0]["n_test_anomalous"] == 1
+
+
 def test_category_without_defects_reports_undefined_metrics(make_mvtec, tmp_path):
     ds = make_mvtec(n_train=4, n_test_good=3, defects={})
     with pytest.warns(UserWarning, match="image_roc_auc, pixel_roc_auc, pro undefined"):

@@ -142,7 +142,10 @@ def scan_category(root: str | Path, category: str) -> CategorySplit:
                     f"{p}: defective test image without a mask (expected {mask_dir / (p.stem + '_mask.png')})"
                 )
             mask = masks[p.stem]
-            isz, msz = image_size(p), image_size(mask)
+            try:
+                isz, msz = image_size(p), image_size(mask)
+            except DataError:  # an unreadable file: the decoding check (data.verify) reports or skips it
+                isz = msz = None
             if isz != msz:
                 raise DataError(
                     f"mask size differs from its image: {mask} is {msz[0]}x{msz[1]}, {p} is {isz[0]}x{isz[1]}"
