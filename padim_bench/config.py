@@ -646,6 +646,8 @@ def expand_experiments(path: str | Path, sets: list[str] | None = None, **named:
 
     def parent_of(ref: Any, where: str) -> dict[str, Any]:
         parent = p.parent / str(ref)
+        if parent.resolve() == p.resolve():
+            raise ConfigError(f"{p}: {where}extends itself; extends names a base config file")
         parent_data = read_yaml(parent)
         if is_experiment_file(parent_data):
             raise ConfigError(f"{p}: {where}extends {parent}, which is itself an experiment file")
@@ -714,6 +716,14 @@ def expand_experiments(path: str | Path, sets: list[str] | None = None, **named:
                 runs.append(ExperimentRun(run_name, v["name"], values, config_from_dict(d, default_name=name)))
             except ConfigError as e:
                 raise ConfigError(f"{p} (variant {run_name}): {e}") from None
+    same: dict[tuple[str, tuple[str, ...] | str], str] = {}
+    for r in runs:  # e.g. axes {evaluation.sigma: [1.0, 1]}: two folders, one experiment
+        cats = r.config.dataset.categories
+        key = (r.config.run_hash(), tuple(cats) if isinstance(cats, list) else cats)
+        if key in same:
+            raise ConfigError(f"{p}: runs {same[key]!r} and {r.run_name!r} are the same experiment (same configuration, "
+                              "runtime and categories); remove one of the two values or variants")
+        same[key] = r.run_name
     return runs
 
 
@@ -735,7 +745,7 @@ def load_experiments(path: str | Path, sets: list[str] | None = None, **named: A
 
     Raises:
         ConfigError: as :func:`load_config`, plus malformed ``variants`` / ``seeds`` / ``axes`` /
-            ``extends``, a variant name that is not a plain folder name, or two runs that would
-            share a folder.
+            ``extends`` (a file extending itself), a variant name that is not a plain folder name,
+            two runs that would share a folder, or two runs that are the same experiment.
     """
     return [r.config for r in expand_experiments(path, sets, **named)]

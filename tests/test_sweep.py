@@ -107,6 +107,8 @@ def test_axis_labels_and_bad_sweep_files(tmp_path):
         ({"axes": {"method.seed": [1]}, "seeds": [0]}, "give the seeds once"),
         ({"axes": {"method.backbone": ["resnet18", "resnet18 "]}}, "share the folder"),
         ({"variants": [{"name": "a", "extends": "missing.yaml"}]}, "not found"),
+        ({"axes": {"evaluation.sigma": [1.0, 1]}}, "'base_sigma1.0' and 'base_sigma1' are the same experiment"),
+        ({"extends": "bad.yaml"}, "bad.yaml: extends itself"),
     ]:
         bad.write_text(yaml.safe_dump(doc))
         with pytest.raises(ConfigError, match=match):
@@ -309,6 +311,9 @@ def test_local_sweep_equals_each_job_alone_and_rerun_skips_everything(tmp_path, 
 
     again = plan_sweep(sweep)  # a re-run schedules nothing
     assert [j.status for j in again.jobs] == ["finished"] * 4
+    stale = again.error_file(again.jobs[0])  # a failure recorded before the job finished elsewhere
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("{}")
     submitted = []
     import padim_bench.sweep.execute as ex
 
@@ -319,6 +324,7 @@ def test_local_sweep_equals_each_job_alone_and_rerun_skips_everything(tmp_path, 
     finally:
         ex.LocalBackend.submit = original
     assert submitted == [] and result.done == [] and len(result.skipped) == 4
+    assert not stale.exists()
     res = cli.invoke(app, ["sweep", str(sweep), "--quiet"])
     assert res.exit_code == 0 and "0 done, 0 failed, 4 already finished" in res.output
 

@@ -168,6 +168,9 @@ def run_sweep(plan: SweepPlan, *, executor: str = "local", address: str | None =
     if executor not in ("local", "ray"):
         raise PadimBenchError(f"--executor {executor!r}: use local or ray")
     result = SweepResult(skipped=[j.id for j in plan.jobs if j.status == "finished"])
+    for j in plan.jobs:  # an earlier failure of a job finished since (e.g. by `padim-bench run`) is stale
+        if j.status == "finished":
+            plan.error_file(j).unlink(missing_ok=True)
     todo = plan.todo
     cwd = os.getcwd()
     started_ray = False
