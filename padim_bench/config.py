@@ -309,8 +309,8 @@ def build_dataclass(cls: type, data: Any, prefix: str) -> Any:
     Raises:
         ConfigError: naming ``prefix.key`` for an unknown key (with a suggestion) or a bad value.
     """
-    if data is None:  # every default silently (a ResNet-18 run) is never what an empty file meant
-        raise ConfigError(f"{p}: the file is empty (or only comments); see configs/ for complete examples")
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)

@@ -22,6 +22,10 @@ _STATUS = Path("/proc/self/status")
 _CLEAR = Path("/proc/self/clear_refs")
 
 
+MIN_CPU_SPAN_S = 1.0
+"""Shortest span (seconds) whose ``other_cpu_cores`` is computed (tick granularity, see Span)."""
+
+
 def _vm_hwm() -> int | None:
     try:
         m = re.search(r"VmHWM:\s+(\d+) kB", _STATUS.read_text())
@@ -41,9 +45,15 @@ def _reset_hwm() -> bool:
 @dataclass
 class Span:
     """Result of :func:`measure`: seconds, peak RSS bytes, peak CUDA bytes, the RSS at the start of
-    the span (the baseline: interpreter, libraries, loaded model) and the RSS method."""
+    the span (the baseline: interpreter, libraries, loaded model), the RSS method, and
+    ``other_cpu_cores``: the mean number of CPU cores other processes kept busy during the span
+    (machine-wide busy CPU time minus this process's and its reaped children's, over the wall
+    time; None where psutil cannot tell). Above about half a core, the span's time is not what
+    a quiet machine gives. Spans shorter than ``MIN_CPU_SPAN_S`` get None: the kernel counts
+    machine-wide CPU time in clock ticks (4-10 ms), too coarse for them."""
 
     seconds: float = 0.0
+    other_cpu_cores: float | None = None
     peak_rss_bytes: int = 0
     peak_cuda_bytes: int | None = None
     start_rss_bytes: int = 0
@@ -83,6 +93,7 @@ class measure:
             self.span.peak_rss_bytes = psutil.Process().memory_info().rss
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
+        self._cpu0 = _cpu_seconds()
         self._t0 = time.perf_counter()
         return self.span
 
@@ -90,6 +101,11 @@ class measure:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.span.seconds = time.perf_counter() - self._t0
+        cpu1 = _cpu_seconds()
+        if self._cpu0 is not None and cpu1 is not None and self.span.seconds >= MIN_CPU_SPAN_S:
+            machine, own = (b - a for a, b in zip(self._cpu0, cpu1))
+            cores = psutil.cpu_count() or 1
+            self.span.other_cpu_cores = min(float(cores), max(0.0, (machine - own) / self.span.seconds))
         if self._thread is not None:
             self.span._stop.set()
             self._thread.join()
@@ -97,6 +113,18 @@ class measure:
             self.span.peak_rss_bytes = _vm_hwm() or 0
         if self.device.type == "cuda":
             self.span.peak_cuda_bytes = int(torch.cuda.max_memory_allocated(self.device))
+
+
+def _cpu_seconds() -> tuple[float, float] | None:
+    """(busy CPU seconds of the whole machine, CPU seconds of this process and its reaped
+    children) since boot / start; None where psutil cannot read them."""
+    try:
+        t = psutil.cpu_times()
+        own = psutil.Process().cpu_times()
+    except (psutil.Error, OSError):
+        return None
+    busy = sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
+    return busy, own.user + own.system + own.children_user + own.children_system
 
 
 def gemm_rate(device: torch.device | str = "cpu", seconds: float = 0.2) -> float:

@@ -240,6 +240,11 @@ def finished_record(cfg: RunConfig, split: CategorySplit) -> dict[str, Any] | No
     return _finished(path, cfg.run_hash(), Console(quiet=True), split, cfg.evaluation.metrics)
 
 
+BUSY_CORES = 0.5
+"""Mean CPU cores used by other processes during a timed span above which the run warns that its
+time figures are not a quiet machine's (``profiling.Span.other_cpu_cores``)."""
+
+
 def _timing_pass(method: Method, cfg: RunConfig, split: CategorySplit, prep: Preprocess) -> dict[str, Any]:
     """Batch-1 timing over ``timing_images`` test images after ``warmup_images`` (see module doc)."""
     ev, rt = cfg.evaluation, cfg.runtime
@@ -334,7 +339,7 @@ def run_category(
             method.fit(TrainBatches(train_loader, progress, task))
         fit = {"fit_s": span.seconds, "fit_peak_rss_bytes": span.peak_rss_bytes,
                "fit_start_rss_bytes": span.start_rss_bytes, "fit_peak_cuda_bytes": span.peak_cuda_bytes,
-               "rss_method": span.rss_method, "fit_from_cache": None}
+               "rss_method": span.rss_method, "fit_from_cache": None, "other_cpu_cores": span.other_cpu_cores}
         if cache_path is not None:
             _save_model(method, cache_path, {"fingerprint": fingerprint, "fit": fit})
     else:
@@ -357,6 +362,13 @@ def run_category(
     predicted_score = _predict_score(method, cfg, prep.size, len(split.train), device)
     with measure(device) as infer_span:
         timing = _timing_pass(method, cfg, split, prep)
+    contended = {k: v for k, v in (("fit", fit.get("other_cpu_cores") if fit["fit_from_cache"] is None else None),
+                                   ("batch-1 timing", infer_span.other_cpu_cores)) if v is not None and v > BUSY_CORES}
+    if contended:
+        warnings.warn(f"{split.name}: other processes kept "
+                      + " and ".join(f"{v:.1f} of {os.cpu_count()} cores busy during the {k}" for k, v in contended.items())
+                      + "; those time figures are not a quiet machine's (re-run there; on a shared machine "
+                      "runtime.threads: 1 is steadier)", UserWarning, stacklevel=2)
     if predicted_score is not None:
         predicted_score["measured_model_s_per_image"] = timing["infer_model_s_per_image"]
         predicted_score["measured_peak_increase_bytes"] = infer_span.peak_rss_bytes - infer_span.start_rss_bytes
@@ -409,6 +421,8 @@ def run_category(
             "infer_batched_s_per_image": score_span.seconds / len(split.test),
             "batch_size": rt.batch_size,
             **timing,
+            "other_cpu_cores_fit": fit.get("other_cpu_cores"),  # mean cores other processes used (profiling.Span)
+            "other_cpu_cores_timing": infer_span.other_cpu_cores,
         },
         "memory": {
             "state_bytes": state,

@@ -337,7 +337,7 @@ def test_empty_file_or_folder_is_refused_but_a_minimal_file_gives_defaults(tmp_p
             load_config(_write(tmp_path, text, "blank.yaml"))
     with pytest.raises(ConfigError, match="is a folder; give a config file"):
         load_config(tmp_path)
-    cfg = load_config(_write(tmp_path, "name: blank\n", "blank.yaml"))
+    cfg = load_config(_write(tmp_path, "name: blank\nmethod:\n", "blank.yaml"))  # an empty section: its defaults
     assert cfg.name == "blank" and cfg.output.dir == "results/runs/blank"
     assert cfg.method.params.d == 100
 
