@@ -93,7 +93,8 @@ def against_baseline(record: dict[str, Any], baseline: dict[str, Any], tol: dict
         if metric not in tol:
             continue
         if other_set and where.startswith("mean: "):
-            out.append(Comparison(where + " (over other categories)", metric, rv, ours.get((where, metric)), tol[metric], "info"))
+            note = " (over other categories)" if (where, metric) in ours else " (ours has no such mean)"
+            out.append(Comparison(where + note, metric, rv, ours.get((where, metric)), tol[metric], "info"))
             continue
         if (where, metric) not in ours:
             out.append(Comparison(where, metric, rv, None, tol[metric], "MISSING"))

@@ -266,7 +266,8 @@ def table(
     number: Annotated[str, typer.Argument(help="paper table: 1-8 (or I-VIII)")],
     results: Annotated[Optional[list[Path]], typer.Argument(help="results.json files or folders holding them")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="rich (terminal), md, csv or tex; default: rich, or with -o "
-                                                                "the file's suffix (.md, .csv, .tex; other suffixes md)")] = None,
+                                                                "the file's suffix (.md, .csv, .tex; other suffixes md); "
+                                                                "rich with -o writes md")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
 ) -> None:
     """Show a paper table with the paper's value, ours and the difference in every cell.

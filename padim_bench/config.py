@@ -218,24 +218,38 @@ class RunConfig:
         path written relative vs absolute) is the same experiment, and which files a finished
         category used is checked by its data fingerprint (names and sizes of every file,
         ``runner.data_fingerprint``), so a different dataset at the same path is recomputed."""
+        return self._config_hash(with_root=False)
+
+    def _config_hash(self, with_root: bool) -> str:
         d = self.to_dict()
         for key in ("output", "runtime", "name"):
             d.pop(key)
         d["dataset"].pop("categories")
-        d["dataset"].pop("root")
+        if not with_root:
+            d["dataset"].pop("root")
         for key in getattr(type(self.method.params), "HASH_NEUTRAL", ()):
             d["method"].pop(key, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def legacy_hashes(self) -> tuple[str, str]:
+        """``(config hash, run hash)`` by the rule before ``dataset.root`` left the config hash
+        (padim-bench commit 5d26a99): run folders written then are re-keyed, not refused
+        (``padim_bench.legacy``)."""
+        ch = self._config_hash(with_root=True)
+        return ch, self._run_hash(ch)
 
     def run_hash(self) -> str:
         """:meth:`config_hash` plus the runtime section (device, threads, batch size, timing),
         which changes the time and memory figures: an output folder and its finished categories
         are reused only under the same run hash."""
+        return self._run_hash(self.config_hash())
+
+    def _run_hash(self, config_hash: str) -> str:
         rt = dataclasses.asdict(self.runtime)
         rt.pop("allow_memory_over")  # refuses or allows a run, changes no figure
         if not rt["channels_last"]:  # NCHW: the layout of every run made before this key existed,
             rt.pop("channels_last")  # so their folders keep their run hash
-        blob = json.dumps({"config": self.config_hash(), "runtime": rt}, sort_keys=True).encode()
+        blob = json.dumps({"config": config_hash, "runtime": rt}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
@@ -716,13 +730,14 @@ def expand_experiments(path: str | Path, sets: list[str] | None = None, **named:
                 runs.append(ExperimentRun(run_name, v["name"], values, config_from_dict(d, default_name=name)))
             except ConfigError as e:
                 raise ConfigError(f"{p} (variant {run_name}): {e}") from None
-    same: dict[tuple[str, tuple[str, ...] | str], str] = {}
+    same: dict[tuple[str, str, tuple[str, ...] | str], str] = {}
     for r in runs:  # e.g. axes {evaluation.sigma: [1.0, 1]}: two folders, one experiment
         cats = r.config.dataset.categories
-        key = (r.config.run_hash(), tuple(cats) if isinstance(cats, list) else cats)
+        key = (r.config.run_hash(), str(Path(r.config.dataset.root).resolve()),
+               tuple(sorted(cats)) if isinstance(cats, list) else cats)
         if key in same:
             raise ConfigError(f"{p}: runs {same[key]!r} and {r.run_name!r} are the same experiment (same configuration, "
-                              "runtime and categories); remove one of the two values or variants")
+                              "runtime, data root and categories); remove one of the two values or variants")
         same[key] = r.run_name
     return runs
 

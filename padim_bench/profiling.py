@@ -46,7 +46,8 @@ def _reset_hwm() -> bool:
 class Span:
     """Result of :func:`measure`: seconds, peak RSS bytes, peak CUDA bytes, the RSS at the start of
     the span (the baseline: interpreter, libraries, loaded model), the RSS method, and
-    ``other_cpu_cores``: the mean number of CPU cores other processes kept busy during the span
+    ``other_cpu_cores``: the mean number of CPU cores other processes (or, on a virtual machine,
+    the hypervisor: steal time) kept busy during the span
     (machine-wide busy CPU time minus this process's and its reaped children's, over the wall
     time; None where psutil cannot tell). Above about half a core, the span's time is not what
     a quiet machine gives. Spans shorter than ``MIN_CPU_SPAN_S`` get None: the kernel counts

@@ -50,6 +50,7 @@ from .data.origin import synthetic_origin
 from .data.transforms import Augment, Preprocess, make_loader
 from .data.verify import check_split
 from .envinfo import environment
+from .legacy import rekey_run_folder
 from .memcheck import check_run
 from .errors import ConfigError, PadimBenchError
 from .methods import METHODS, Method
@@ -139,6 +140,14 @@ def prepare_output(cfg: RunConfig, force: bool) -> Path:
         raise PadimBenchError(f"output.dir {out} exists and is not a folder")
     info = out / "run.json"
     if info.exists() and not force:
+        try:
+            rekeyed = rekey_run_folder(out, cfg)
+        except OSError as e:
+            raise PadimBenchError(f"output.dir {out}: cannot re-key the run made before the data root left the "
+                                  f"config hash ({e.strerror or e})") from None
+        if rekeyed:
+            warnings.warn(f"{out}: a run of this configuration made before the data root left the config hash; "
+                          f"its hashes were updated in {len(rekeyed)} file(s) (no figure changed)", UserWarning, stacklevel=2)
         old = _read_json(info)
         if not isinstance(old, dict):
             raise PadimBenchError(f"{info}: not a padim-bench run file; use --force to start over or --out elsewhere")
@@ -192,15 +201,17 @@ def _read_json(path: Path) -> Any:
 
 
 def _unchanged_results(out: Path, run_hash: str, categories: list[str]) -> dict[str, Any] | None:
-    """The run record in ``out/results.json`` when it is readable, of ``run_hash`` and holds
-    exactly ``categories`` (the finished ones), i.e. writing it again would only change its
-    environment; else None."""
+    """The run record in ``out/results.json`` when it is readable, of ``run_hash`` and this
+    record version, holds exactly ``categories`` (the finished ones) and its ``.csv`` and ``.md``
+    are there, i.e. writing it again would only change its environment; else None."""
     try:
         old = json.loads((out / "results.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(old, dict) or old.get("run_hash") != run_hash or not isinstance(old.get("categories"), list):
         return None
+    if old.get("record_version") != RECORD_VERSION or not all((out / f).is_file() for f in ("results.csv", "results.md")):
+        return None  # an older record, or a deleted table: written again
     if [c.get("category") if isinstance(c, dict) else None for c in old["categories"]] != categories:
         return None
     return old

@@ -64,6 +64,10 @@ def test_run_writes_labelled_results_and_resumes(tmp_path, tiny_data):
     assert res2.exit_code == 0, res2.output
     assert res2.output.count("already done") == 2 and "unchanged" in res2.output
     assert all(p.read_bytes() == b for p, b in files.items())
+    (out / "results.md").unlink()  # a deleted table is written again, even with nothing to compute
+    assert runner.invoke(app, ["run", str(cfg), "--quiet"]).exit_code == 0
+    assert (out / "results.md").read_bytes() == files[out / "results.md"]
+    files[out / "results.json"] = (out / "results.json").read_bytes()
     # one category asked for: skipped too; the folder's results still hold both, and say so
     res3 = runner.invoke(app, ["run", str(cfg), "--quiet", "--categories", "gravel"])
     assert res3.exit_code == 0 and res3.output.count("already done") == 1
@@ -181,3 +185,33 @@ def test_forced_run_clears_the_other_runs_files_before_writing_its_run_file(tmp_
     for gone in ("results.json", "results.csv", "results.md", "categories/bottle.json", "models/bottle.pt"):
         assert not (out / gone).exists(), gone
     assert (out / "notes.txt").read_text() == "old" and (out / "cache" / "x.pt").read_text() == "old"
+
+
+def test_a_run_folder_made_before_the_root_left_the_hash_is_rekeyed_and_resumes(tmp_path, tiny_data):
+    """The folder's hash fields are set to the old rule's (dataset.root in the config hash, computed
+    here by hand), as a run of the older code wrote them; resuming re-keys them and skips both
+    categories (was: refused as another configuration)."""
+    import hashlib
+
+    from padim_bench.config import load_config
+
+    out = tmp_path / "out"
+    cfg_path = write_config(tmp_path / "c.yaml", tiny_data, out)
+    assert runner.invoke(app, ["run", str(cfg_path), "--quiet"]).exit_code == 0
+    cfg = load_config(cfg_path)
+    d = cfg.to_dict()
+    for key in ("output", "runtime", "name"):
+        d.pop(key)
+    d["dataset"].pop("categories")
+    old_ch = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+    assert (old_ch, cfg._run_hash(old_ch)) == cfg.legacy_hashes() and old_ch != cfg.config_hash()
+    files = [out / "run.json", out / "results.json", *sorted((out / "categories").glob("*.json"))]
+    for f in files:
+        text = f.read_text().replace(cfg.run_hash(), cfg.legacy_hashes()[1]).replace(cfg.config_hash(), old_ch)
+        f.write_text(text)
+    res = runner.invoke(app, ["run", str(cfg_path), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("already done") == 2 and "hashes were updated in 4 file(s)" in res.output
+    for f in files:
+        rec = json.loads(f.read_text())
+        assert rec["run_hash"] == cfg.run_hash() and rec["config_hash"] == cfg.config_hash()

@@ -76,3 +76,15 @@ def test_image_and_mask_get_the_same_geometry():
     # no rotation: exactly the slice of the resized image
     plain = prep.image(img, Geometry(0.0, 5, 30))
     assert torch.equal(plain[0] > 0.5, torch.from_numpy(img[5:229, 30:254, 0] > 0.5))
+
+
+def test_runs_on_two_data_roots_are_two_experiments(tmp_path):
+    """The data root is not in the config hash, but two roots in one sweep are two datasets."""
+    path = tmp_path / "roots.yaml"
+    path.write_text(yaml.safe_dump({"axes": {"dataset.root": [str(tmp_path / "a"), str(tmp_path / "b")]},
+                                    "method": {"weights": "random"}}))
+    runs = load_experiments(path)
+    assert len(runs) == 2 and runs[0].config_hash() == runs[1].config_hash()
+    path.write_text(yaml.safe_dump({"axes": {"dataset.root": [str(tmp_path / "a"), str(tmp_path / "b" / ".." / "a")]}}))
+    with pytest.raises(ConfigError, match="are the same experiment"):
+        load_experiments(path)
