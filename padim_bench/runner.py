@@ -672,6 +672,9 @@ def run(
             rec["config_hash"], rec["run_hash"] = h, rh
             rec["skipped_files"] = skipped[split.name]
             rec["data_fingerprint"] = data_fingerprint(split)
+            rec["dataset_root_resolved"] = str(Path(cfg.dataset.root).resolve())  # per category: a folder may
+            if origin:  # gather categories from several invocations, each with its own --data-root
+                rec["synthetic_data"] = origin
             rec["method"] = {"name": cfg.method.name, "backbone": extractor.name, "weights": extractor.weights,
                              "weights_source": extractor.weights_source}
             rec["environment"] = environment(device)  # per category: a resumed run may span sessions
@@ -726,8 +729,9 @@ def run(
         "categories": records,
     }
     record["dataset_root_resolved"] = str(Path(cfg.dataset.root).resolve())  # the report finds images from any folder
-    if origin:
-        record["synthetic_data"] = origin
+    synthetic = origin or next((c["synthetic_data"] for c in records if c.get("synthetic_data")), None)
+    if synthetic:  # any category on generated data labels the whole run
+        record["synthetic_data"] = synthetic
     if stc_plan is not None:
         record["stc"] = stc_summary(stc_plan.info, records, cat_dir, cfg.dataset.resize)
     try:

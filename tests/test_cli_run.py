@@ -215,3 +215,24 @@ def test_a_run_folder_made_before_the_root_left_the_hash_is_rekeyed_and_resumes(
     for f in files:
         rec = json.loads(f.read_text())
         assert rec["run_hash"] == cfg.run_hash() and rec["config_hash"] == cfg.config_hash()
+
+
+def test_categories_from_two_data_roots_keep_their_own_root_and_label(tmp_path, tiny_data):
+    """One output folder, brick from the (generated) demo data, gravel from a copy without the
+    generator's marker: each category records its own root; the run is labelled synthetic because
+    one of its categories is, whichever invocation came last."""
+    import shutil
+
+    plain = tmp_path / "plain"
+    shutil.copytree(tiny_data, plain)
+    (plain / ".padim_bench_demo.json").unlink()
+    out = tmp_path / "out"
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, out)
+    assert runner.invoke(app, ["run", str(cfg), "--quiet", "--categories", "brick"]).exit_code == 0
+    res = runner.invoke(app, ["run", str(cfg), "--quiet", "--categories", "gravel", "--data-root", str(plain)])
+    assert res.exit_code == 0, res.output
+    rec = json.loads((out / "results.json").read_text())
+    roots = {c["category"]: c["dataset_root_resolved"] for c in rec["categories"]}
+    assert roots == {"brick": str(tiny_data.resolve()), "gravel": str(plain.resolve())}
+    assert rec["categories"][0]["synthetic_data"]["marker"] == ".padim_bench_demo.json"
+    assert "synthetic_data" not in rec["categories"][1] and rec["synthetic_data"]["marker"] == ".padim_bench_demo.json"

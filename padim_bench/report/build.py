@@ -128,15 +128,17 @@ def _label_runs(runs: list[Run]) -> None:
         r.color = PALETTE[i % len(PALETTE)]
 
 
-def _input_image(run: Run, path: str, index: int, data_root: str | Path | None) -> tuple[np.ndarray | None, str]:
+def _input_image(run: Run, path: str, index: int, data_root: str | Path | None,
+                 resolved_root: str | None = None) -> tuple[np.ndarray | None, str]:
     """The test image as the model saw it (resize, crop, the non-aligned geometry), float (S, S, 3)
-    in [0, 1], or None and the reason."""
+    in [0, 1], or None and the reason. A relative ``path`` not found from here is looked up under
+    ``resolved_root`` (the category record's resolved data root), else the run record's."""
     from ..data.images import load_image
     from ..data.transforms import Augment, Preprocess
 
     ds = run.record["config"]["dataset"]
     p = Path(path)
-    resolved = run.record.get("dataset_root_resolved")
+    resolved = resolved_root or run.record.get("dataset_root_resolved")  # the category's own, else the run's
     if data_root is None and not p.is_absolute() and not p.exists() and resolved:
         data_root = resolved  # a relative root, read from another working folder than the run's
     if data_root is not None:
@@ -267,7 +269,7 @@ def _overlay_rows(run: Run, cd: CategoryData, group: str, data_root, problems: l
             problems.append(f"{run.label} {cur['category']}: report data names {sel['path']}, the results "
                             f"{rec['image_paths'][i]}; re-run with --force")
             continue
-        img, note = _input_image(run, sel["path"], i, data_root)
+        img, note = _input_image(run, sel["path"], i, data_root, rec.get("dataset_root_resolved"))
         if img is not None and img.shape[:2] != cd.masks[k].shape:
             img, note = None, f"input {sel['path']} is {img.shape[1]}x{img.shape[0]}, the map {cd.masks[k].shape}"
         if img is None:
