@@ -290,6 +290,10 @@ def table(
                 raise PadimBenchError(f"--output {output}: is a folder; give a file name")
             if not output.parent.is_dir():
                 raise PadimBenchError(f"--output {output}: the folder {output.parent} does not exist or is not a folder")
+            run_files = ("results.json", "results.md", "results.csv", "run.json")
+            if output.name in run_files or any((output.parent / f).is_file() for f in ("results.json", "run.json")):
+                raise PadimBenchError(f"--output {output}: a run's folder or file (a run writes {', '.join(run_files)}); "
+                                      "write the table elsewhere")
         records = tables.load_records(results or [])
         parts = tables.build(number, records)
     except PadimBenchError as e:

@@ -547,6 +547,8 @@ def apply_overrides(data: dict[str, Any], sets: list[str] | None = None, **named
     for name, value in named.items():
         if value is None:
             continue
+        if not str(value).strip() and name != "categories":  # '' would read as the current folder
+            raise ConfigError(f"--{name.replace('_', '-')}: empty value")
         if name == "categories":
             cats = [c.strip() for c in str(value).split(",") if c.strip()]
             set_dotted(data, "dataset.categories", "all" if cats == ["all"] else cats)
@@ -668,6 +670,8 @@ def expand_experiments(path: str | Path, sets: list[str] | None = None, **named:
         return parent_data
 
     base = parent_of(data["extends"], "") if "extends" in data else {}
+    if "variants" in data and not data["variants"]:
+        raise ConfigError(f"{p}: variants is empty; list at least one {{name: ..., set: {{key: value}}}} or leave the key out")
     variants = data.get("variants") or [{"name": "base", "set": {}}]
     seeds = data.get("seeds")
     axes = data.get("axes") or {}

@@ -67,7 +67,8 @@ class TableData:
 
 # ------------------------------------------------------------------------------------- loading
 def load_records(paths: list[str | Path]) -> list[dict[str, Any]]:
-    """Read run records: each path a ``results.json`` or a folder searched for them.
+    """Read run records: each path a ``results.json`` or a folder searched for them; a file
+    reached twice is read once.
 
     Raises:
         PadimBenchError: a path that does not exist or holds no results, or an unreadable file.
@@ -84,7 +85,11 @@ def load_records(paths: list[str | Path]) -> list[dict[str, Any]]:
         else:
             raise PadimBenchError(f"results not found: {p}")
     out = []
+    seen: set[Path] = set()
     for f in files:
+        if f.resolve() in seen:  # a run folder given beside the sweep folder that holds it: counted once
+            continue
+        seen.add(f.resolve())
         try:
             rec = json.loads(f.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
@@ -244,12 +249,30 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
     row_specs = reference.rows(table)
     grouped: dict[str, list[dict[str, Any]]] = {}
     analog_of: dict[str, str] = {}
+    by_cats: dict[str, set[tuple[str, ...]]] = {}
     for rec in records:
         key = row_for(table, rec)
         if key is None and (analog := analog_row_for(table, rec)) is not None:
             key = f"{row_specs[analog]['label']} — ours with {rec['config']['method']['backbone']}"
             analog_of[key] = analog
-        grouped.setdefault(key or extra_label(rec), []).append(rec)
+        key = key or extra_label(rec)
+        by_cats.setdefault(key, set()).add(_category_set(rec))
+        grouped.setdefault(key, []).append(rec)
+    for key in list(grouped):  # runs that are not the same experiment are not averaged into one row
+        recs = grouped[key]
+        parts: dict[str, list[dict[str, Any]]] = {}
+        for rec in recs:
+            flags = [f for f, on in (("RANDOM weights", rec["config"]["method"].get("weights") == "random"),
+                                     ("SYNTHETIC data", bool(rec.get("synthetic_data")))) if on]
+            cats = ", ".join(_category_set(rec)) if len(by_cats[key]) > 1 else ""
+            tag = f"{key} [{', '.join(flags)}]" if flags else key
+            parts.setdefault(f"{tag} ({cats})" if cats else tag, []).append(rec)
+        if list(parts) != [key]:
+            del grouped[key]
+            for tag, rs in parts.items():
+                grouped[tag] = rs
+                if key in row_specs or key in analog_of:
+                    analog_of[tag] = analog_of.get(key, key)
     row_keys = []
     for k in row_specs:
         if any(c.row == k for c in pcells) or k in grouped:
@@ -259,16 +282,15 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
     data = TableData(spec["title"] + suffix, columns, unit="s" if table == "7" else "%")
     for key in row_keys:
         recs = grouped.get(key, [])
-        label = row_specs[key]["label"] if key in row_specs else key
         paper_key = analog_of.get(key, key)
-        flags = sorted({"RANDOM weights" for r in recs if r["config"]["method"]["weights"] == "random"})
-        if flags:
-            label += f" [{', '.join(flags)}]"
+        label = row_specs[key]["label"] if key in row_specs else key
+        if key != paper_key and paper_key in row_specs and key.startswith(paper_key):
+            label = row_specs[paper_key]["label"] + key[len(paper_key):]  # the paper's label and this group's tag
         cells = []
         for column, metric in columns:
             cell = Cell(of=group_size(column, "stc" if table == "4" else None))
-            for pc in pcells:
-                if (pc.row, pc.column, pc.metric) == (paper_key, column, metric) and key == paper_key:
+            for pc in pcells:  # the paper's value stands beside genuine runs only
+                if (pc.row, pc.column, pc.metric) == (paper_key, column, metric) and key in (paper_key, *_plain(key, paper_key)):
                     cell.paper, cell.tag = pc.value, pc.tag
             vals = [(v, n) for v, n in (measured_value(r, column, metric) for r in recs) if v is not None]
             if vals:
@@ -288,6 +310,16 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
     data.notes.append("paper value → ours (difference); a value alone is the paper's, not measured here; "
                       "¹ one source only, ? unconfirmed; [n/N] = categories in our mean / in the paper's")
     return data
+
+
+def _category_set(rec: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(sorted(c["category"] for c in rec["categories"]))
+
+
+def _plain(key: str, paper_key: str) -> tuple[str, ...]:
+    """``(key,)`` when ``key`` is the paper's row split only by category set (not by random
+    weights or synthetic data), else ``()``."""
+    return (key,) if key.startswith(paper_key) and "[" not in key[len(paper_key):] else ()
 
 
 def _synthetic_notes(records: list[dict[str, Any]]) -> list[str]:

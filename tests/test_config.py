@@ -344,6 +344,8 @@ def test_empty_file_or_folder_is_refused_but_a_minimal_file_gives_defaults(tmp_p
 
 def test_a_bad_value_from_a_named_option_is_named(tmp_path):
     p = _write(tmp_path, "name: x\n", "c.yaml")
+    with pytest.raises(ConfigError, match="--data-root: empty value"):
+        load_config(p, data_root="")
     with pytest.raises(ConfigError, match=r"c.yaml with --categories ' , ': dataset.categories"):
         load_config(p, categories=" , ")
 

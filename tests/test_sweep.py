@@ -109,6 +109,7 @@ def test_axis_labels_and_bad_sweep_files(tmp_path):
         ({"variants": [{"name": "a", "extends": "missing.yaml"}]}, "not found"),
         ({"axes": {"evaluation.sigma": [1.0, 1]}}, "'base_sigma1.0' and 'base_sigma1' are the same experiment"),
         ({"extends": "bad.yaml"}, "bad.yaml: extends itself"),
+        ({"variants": [], "seeds": [0]}, "variants is empty"),
     ]:
         bad.write_text(yaml.safe_dump(doc))
         with pytest.raises(ConfigError, match=match):

@@ -94,7 +94,8 @@ def test_table_output_file_format_and_bad_paths(tmp_path):
     assert runner.invoke(app, ["table", "3", str(res_dir), "-o", str(tmp_path / "t3.csv")]).exit_code == 0
     assert (tmp_path / "t3.csv").read_text().startswith("row,column,metric")
     for bad, says in ((tmp_path, "is a folder"), (tmp_path / "absent" / "t.md", "does not exist"),
-                      (out / "t.md", "is not a folder")):
+                      (out / "t.md", "is not a folder"), (res_dir / "table.md", "a run's folder or file"),
+                      (tmp_path / "results.json", "a run's folder or file")):
         res = runner.invoke(app, ["table", "3", str(res_dir), "-o", str(bad)])
         assert res.exit_code == 2 and says in res.output and "Traceback" not in res.output, res.output
 
@@ -196,3 +197,24 @@ def test_check_refuses_a_baseline_of_another_dataset():
     stc["config"]["dataset"]["name"] = "stc"
     with pytest.raises(PadimBenchError, match="results are on stc, the baseline on mvtec_ad: not comparable"):
         C.against_baseline(stc, rec, C.parse_tolerances(None))
+
+
+def test_runs_that_are_not_the_same_experiment_get_their_own_rows(tmp_path):
+    """A genuine WR50 run on bottle + grid, one on bottle only, and one on synthetic data: three
+    rows under the paper's, none averaged with another; the paper's value beside genuine runs only."""
+    both = record(backbone="wide_resnet50_2", d=550)
+    bottle = record(backbone="wide_resnet50_2", d=550, metrics={"bottle": (0.99, 0.96, 0.90)})
+    fake = record(backbone="wide_resnet50_2", d=550)
+    fake["synthetic_data"] = {"marker": ".padim_bench_demo.json", "what": "demo", "params": None}
+    groups, per_class = tables.build("3", [both, bottle, fake])
+    rows = dict(per_class.rows)
+    col = per_class.columns.index(("bottle", "pixel_roc_auc"))
+    plain = rows["PaDiM-WR50-Rd550 (bottle, grid)"][col]
+    assert plain.ours == pytest.approx(98.0) and plain.runs == 1 and plain.paper == 98.3
+    only = rows["PaDiM-WR50-Rd550 (bottle)"][col]
+    assert only.ours == pytest.approx(96.0) and only.runs == 1 and only.paper == 98.3
+    synth = [v for k, v in rows.items() if "SYNTHETIC data" in k]
+    assert len(synth) == 1 and synth[0][col].paper is None and synth[0][col].ours == pytest.approx(98.0)
+    # the same results file reached twice (a sweep folder and a run folder inside it) is read once
+    path = write(tmp_path, "sweep/run", both)
+    assert len(tables.load_records([tmp_path / "sweep", path])) == 1
