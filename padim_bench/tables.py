@@ -250,6 +250,7 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
     grouped: dict[str, list[dict[str, Any]]] = {}
     analog_of: dict[str, str] = {}
     by_cats: dict[str, set[tuple[str, ...]]] = {}
+    split_of: dict[str, str] = {}  # a row's key -> the key it was split from (by flags or category set)
     for rec in records:
         key = row_for(table, rec)
         if key is None and (analog := analog_row_for(table, rec)) is not None:
@@ -271,6 +272,7 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
             del grouped[key]
             for tag, rs in parts.items():
                 grouped[tag] = rs
+                split_of[tag] = key
                 if key in row_specs or key in analog_of:
                     analog_of[tag] = analog_of.get(key, key)
     row_keys = []
@@ -283,14 +285,14 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
     for key in row_keys:
         recs = grouped.get(key, [])
         paper_key = analog_of.get(key, key)
-        label = row_specs[key]["label"] if key in row_specs else key
-        if key != paper_key and paper_key in row_specs and key.startswith(paper_key):
-            label = row_specs[paper_key]["label"] + key[len(paper_key):]  # the paper's label and this group's tag
+        base = split_of.get(key, key)
+        label = (row_specs[base]["label"] if base in row_specs else base) + key[len(base):]  # + this group's tag
+        genuine = base == paper_key and "[" not in key[len(base):]  # the paper's own row, not flagged
         cells = []
         for column, metric in columns:
             cell = Cell(of=group_size(column, "stc" if table == "4" else None))
-            for pc in pcells:  # the paper's value stands beside genuine runs only
-                if (pc.row, pc.column, pc.metric) == (paper_key, column, metric) and key in (paper_key, *_plain(key, paper_key)):
+            for pc in pcells:  # the paper's value stands beside genuine runs of its own row only
+                if (pc.row, pc.column, pc.metric) == (paper_key, column, metric) and genuine:
                     cell.paper, cell.tag = pc.value, pc.tag
             vals = [(v, n) for v, n in (measured_value(r, column, metric) for r in recs) if v is not None]
             if vals:
@@ -314,12 +316,6 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
 
 def _category_set(rec: dict[str, Any]) -> tuple[str, ...]:
     return tuple(sorted(c["category"] for c in rec["categories"]))
-
-
-def _plain(key: str, paper_key: str) -> tuple[str, ...]:
-    """``(key,)`` when ``key`` is the paper's row split only by category set (not by random
-    weights or synthetic data), else ``()``."""
-    return (key,) if key.startswith(paper_key) and "[" not in key[len(paper_key):] else ()
 
 
 def _synthetic_notes(records: list[dict[str, Any]]) -> list[str]:
