@@ -48,7 +48,7 @@ def parse_tolerances(items: list[str] | None) -> dict[str, float]:
         except ValueError:
             raise PadimBenchError(f"--tolerance {item!r}: expected POINTS or METRIC=POINTS, e.g. pro=0.5") from None
         if not v >= 0:
-            raise PadimBenchError(f"--tolerance {item!r}: must be >= 0")
+            raise PadimBenchError(f"--tolerance {item!r}: must be a number >= 0 (points)")
         if key and key not in tol:
             raise PadimBenchError(f"--tolerance {item!r}: unknown metric {key!r}; valid: {', '.join(tol)}")
         for k in ([key] if key else list(tol)):
@@ -70,6 +70,28 @@ def _cells(record: dict[str, Any]) -> dict[tuple[str, str], float | None]:
             if v != NOT_ASKED:  # a metric the run did not ask for is no cell
                 out[(f"mean: {row['name']}", metric)] = None if v is None else 100.0 * v
     return out
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def config_differences(record: dict[str, Any], baseline: dict[str, Any], limit: int = 6) -> list[str]:
+    """``key: ours vs baseline`` for the config keys that change numbers (not the name, output,
+    runtime, data root or categories) where the two runs differ, plus generated vs genuine data;
+    at most ``limit`` entries."""
+    skip = ("name", "output.", "runtime.", "dataset.root", "dataset.categories")
+    a, b = (_flat(r.get("config") or {}) for r in (record, baseline))
+    out = [f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in sorted(set(a) | set(b))
+           if not k.startswith(skip) and a.get(k) != b.get(k)]
+    if bool(record.get("synthetic_data")) != bool(baseline.get("synthetic_data")):
+        out.insert(0, "data: " + ("generated vs genuine" if record.get("synthetic_data") else "genuine vs generated"))
+    return out[:limit] + ([f"and {len(out) - limit} more"] if len(out) > limit else [])
 
 
 def against_baseline(record: dict[str, Any], baseline: dict[str, Any], tol: dict[str, float]) -> list[Comparison]:
@@ -142,6 +164,7 @@ def against_paper(record: dict[str, Any], tol: dict[str, float]) -> list[Compari
             out.append(Comparison(where, pc.metric, pc.value, ours, tol[pc.metric], status))
     if not out:
         m = record["config"]["method"]
-        raise PadimBenchError(f"the paper reports no numbers for {m['name']} with {m['backbone']} (d={m.get('d')}); "
+        raise PadimBenchError(f"the paper reports no numbers for {m['name']} with {m['backbone']}"
+                              + (f" (d={m['d']})" if m.get("d") is not None else "") + "; "
                               "check against a baseline results file instead")
     return out

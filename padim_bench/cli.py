@@ -208,6 +208,7 @@ def validate(
 ) -> None:
     """Check a config, its names, its weights file and every data file (layout and decoding)
     without loading a model or fitting anything."""
+    _show_warnings()
     from .config import load_experiments
     from .data.mvtec import resolve_categories, scan_category
     from .backbones import check_weights
@@ -275,6 +276,7 @@ def table(
     Cells without a measurement show the paper's value only; rows not in the paper are labelled;
     group means over fewer categories than the paper's say so ([2/15]).
     """
+    _show_warnings()
     from . import tables
     from .output import atomic_write_text
 
@@ -328,6 +330,7 @@ def check(
     are (the rest is shown as info). Runs with random weights or on generated data are not checked
     against the paper.
     """
+    _show_warnings()
     from rich.table import Table
 
     from . import check as C
@@ -341,8 +344,10 @@ def check(
         else:
             (baseline,) = _one(tables.load_records([Path(against)]), against)
             if baseline.get("config_hash") != record.get("config_hash"):
+                diff = C.config_differences(record, baseline)
                 err_console.print(f"[yellow]warning:[/] config hash {record.get('config_hash')} differs from the "
-                                  f"baseline's {baseline.get('config_hash')}: not the same experiment", highlight=False)
+                                  f"baseline's {baseline.get('config_hash')}: not the same experiment"
+                                  + (f" ({'; '.join(diff)})" if diff else ""), highlight=False, soft_wrap=True)
             rows = C.against_baseline(record, baseline, tol)
     except PadimBenchError as e:
         _fail(e)
@@ -392,6 +397,7 @@ def report_(
     paper's values, time and memory. Writes REPORT/report.html and REPORT/figures/*.png; reads the
     runs (results.json, report_data/) and never changes them.
     """
+    _show_warnings()
     from .report.build import build_report
 
     try:

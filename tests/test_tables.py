@@ -218,3 +218,17 @@ def test_runs_that_are_not_the_same_experiment_get_their_own_rows(tmp_path):
     # the same results file reached twice (a sweep folder and a run folder inside it) is read once
     path = write(tmp_path, "sweep/run", both)
     assert len(tables.load_records([tmp_path / "sweep", path])) == 1
+
+
+def test_check_against_a_baseline_of_another_experiment_names_the_differences(tmp_path):
+    base = record(backbone="efficientnet_lite0")
+    base["config"]["runtime"] = {"batch_size": 8}
+    other = record(backbone="resnet18", weights="random")
+    other["config"]["runtime"] = {"batch_size": 32}  # runtime changes no number: not listed
+    other["config_hash"] = "def"
+    other["synthetic_data"] = {"marker": "m", "what": "demo", "params": None}
+    diff = C.config_differences(other, base)
+    assert diff == ["data: generated vs genuine", "method.backbone: 'resnet18' vs 'efficientnet_lite0'",
+                    "method.weights: 'random' vs 'imagenet'"]
+    res = runner.invoke(app, ["check", str(write(tmp_path, "other", other)), "--against", str(write(tmp_path, "base", base))])
+    assert "not the same experiment (data: generated vs genuine; method.backbone" in res.output
