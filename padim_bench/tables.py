@@ -287,7 +287,8 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
         paper_key = analog_of.get(key, key)
         base = split_of.get(key, key)
         label = (row_specs[base]["label"] if base in row_specs else base) + key[len(base):]  # + this group's tag
-        genuine = base == paper_key and "[" not in key[len(base):]  # the paper's own row, not flagged
+        tag = key[len(base):]  # the paper's own row, not flagged; Table VII's times hold with random weights
+        genuine = base == paper_key and ("[" not in tag or (table == "7" and "SYNTHETIC" not in tag))
         cells = []
         for column, metric in columns:
             cell = Cell(of=group_size(column, "stc" if table == "4" else None))

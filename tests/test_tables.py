@@ -232,3 +232,15 @@ def test_check_against_a_baseline_of_another_experiment_names_the_differences(tm
                     "method.weights: 'random' vs 'imagenet'"]
     res = runner.invoke(app, ["check", str(write(tmp_path, "other", other)), "--against", str(write(tmp_path, "base", base))])
     assert "not the same experiment (data: generated vs genuine; method.backbone" in res.output
+
+
+def test_table7_keeps_the_papers_time_beside_a_random_weights_run():
+    """Time figures hold with random weights (the weights change no operation count), so Table VII
+    keeps the paper's value beside such a run; Table III does not."""
+    rec = record(backbone="wide_resnet50_2", d=550, weights="random")
+    (t7,) = tables.build("7", [rec])
+    flagged = [(label, cells) for label, cells in t7.rows if "RANDOM weights" in label]
+    assert flagged and any(c.paper is not None and c.ours is not None for c in flagged[0][1])
+    _, per_class = tables.build("3", [rec])
+    row = dict(per_class.rows)["PaDiM-WR50-Rd550 [RANDOM weights]"]
+    assert all(c.paper is None for c in row) and any(c.ours is not None for c in row)
