@@ -278,7 +278,7 @@ def table(
     """
     _show_warnings()
     from . import tables
-    from .output import atomic_write_text
+    from .output import RUN_FILES, atomic_write_text
 
     roman = {"I": "1", "II": "2", "III": "3", "IV": "4", "V": "5", "VI": "6", "VII": "7", "VIII": "8"}
     number = roman.get(number.upper(), number)
@@ -292,7 +292,7 @@ def table(
                 raise PadimBenchError(f"--output {output}: is a folder; give a file name")
             if not output.parent.is_dir():
                 raise PadimBenchError(f"--output {output}: the folder {output.parent} does not exist or is not a folder")
-            run_files = ("results.json", "results.md", "results.csv", "run.json")
+            run_files = (*RUN_FILES, "run.json")
             if output.name in run_files or any((output.parent / f).is_file() for f in ("results.json", "run.json")):
                 raise PadimBenchError(f"--output {output}: a run's folder or file (a run writes {', '.join(run_files)}); "
                                       "write the table elsewhere")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from .config import RunConfig
 from .output import atomic_write_json
@@ -38,22 +39,25 @@ def rekey_run_folder(folder: str | Path, cfg: RunConfig) -> list[Path]:
     if not is_legacy_run(folder, cfg):
         return []
     (old_ch, old_rh), (new_ch, new_rh) = cfg.legacy_hashes(), (cfg.config_hash(), cfg.run_hash())
+
+    def rekey(rec: Any) -> bool:
+        if not isinstance(rec, dict) or rec.get("run_hash") != old_rh:
+            return False
+        rec["run_hash"] = new_rh
+        if rec.get("config_hash") == old_ch:
+            rec["config_hash"] = new_ch
+        return True
+
     done = []
     for path in [folder / "run.json", folder / "results.json", *sorted((folder / "categories").glob("*.json"))]:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if not isinstance(data, dict) or data.get("run_hash") != old_rh:
+        if not rekey(data):
             continue
-        data["run_hash"] = new_rh
-        if data.get("config_hash") == old_ch:
-            data["config_hash"] = new_ch
         for cat in data.get("categories", []) if path.name == "results.json" else []:
-            if isinstance(cat, dict) and cat.get("run_hash") == old_rh:
-                cat["run_hash"] = new_rh
-                if cat.get("config_hash") == old_ch:
-                    cat["config_hash"] = new_ch
+            rekey(cat)
         atomic_write_json(path, data)
         done.append(path)
     return done

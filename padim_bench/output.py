@@ -206,10 +206,14 @@ def csv_table(record: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
+RUN_FILES = ("results.json", "results.csv", "results.md")
+"""The result files a run writes into its folder (:func:`write_run_files`), beside ``run.json``."""
+
+
 def write_run_files(out_dir: str | Path, record: dict[str, Any]) -> list[Path]:
     """Write ``results.json``, ``results.csv`` and ``results.md`` atomically into ``out_dir``."""
     out = Path(out_dir)
-    files = [out / "results.json", out / "results.csv", out / "results.md"]
+    files = [out / name for name in RUN_FILES]
     atomic_write_json(files[0], record)
     atomic_write_text(files[1], csv_table(record))
     atomic_write_text(files[2], markdown_table(record))

@@ -55,7 +55,7 @@ from .memcheck import check_run
 from .errors import ConfigError, PadimBenchError
 from .methods import METHODS, Method
 from .methods.base import postprocess
-from .output import atomic_write_json, write_run_files
+from .output import RUN_FILES, atomic_write_json, write_run_files
 from .profiling import gemm_rate, measure
 
 RECORD_VERSION = 1
@@ -167,8 +167,7 @@ def prepare_output(cfg: RunConfig, force: bool) -> Path:
     return out
 
 
-# what a run writes into its folder (other files there are the user's and stay)
-RUN_FILES = ("results.json", "results.csv", "results.md")
+# the folders a run writes into its output folder, beside output.RUN_FILES (other files there are the user's)
 RUN_FOLDERS = ("categories", "report_data", "models", "report")
 
 
@@ -210,7 +209,7 @@ def _unchanged_results(out: Path, run_hash: str, categories: list[str]) -> dict[
         return None
     if not isinstance(old, dict) or old.get("run_hash") != run_hash or not isinstance(old.get("categories"), list):
         return None
-    if old.get("record_version") != RECORD_VERSION or not all((out / f).is_file() for f in ("results.csv", "results.md")):
+    if old.get("record_version") != RECORD_VERSION or not all((out / f).is_file() for f in RUN_FILES):
         return None  # an older record, or a deleted table: written again
     if [c.get("category") if isinstance(c, dict) else None for c in old["categories"]] != categories:
         return None
@@ -373,8 +372,9 @@ def run_category(
     predicted_score = _predict_score(method, cfg, prep.size, len(split.train), device)
     with measure(device) as infer_span:
         timing = _timing_pass(method, cfg, split, prep)
-    contended = {k: v for k, v in (("fit", fit.get("other_cpu_cores") if fit["fit_from_cache"] is None else None),
-                                   ("batch-1 timing", infer_span.other_cpu_cores)) if v is not None and v > BUSY_CORES}
+    busy = {"fit": None if fit["fit_from_cache"] else fit.get("other_cpu_cores"),
+            "batch-1 timing": infer_span.other_cpu_cores}
+    contended = {k: v for k, v in busy.items() if v is not None and v > BUSY_CORES}
     if contended:
         warnings.warn(f"{split.name}: other processes kept "
                       + " and ".join(f"{v:.1f} of {os.cpu_count()} cores busy during the {k}" for k, v in contended.items())
@@ -632,6 +632,7 @@ def run(
     size = Preprocess(cfg.dataset.resize, cfg.dataset.crop, cfg.dataset.interpolation).size
     memory = check_run(cfg, splits, device, size)  # refuses a fit that will not fit, with the figures
     origin = synthetic_origin(cfg.dataset.root)
+    root_resolved = str(Path(cfg.dataset.root).resolve())  # the report finds images from any working folder
     if origin:
         console.print(f"[yellow]synthetic data:[/] {cfg.dataset.root} is a {origin['what']}; "
                       "its values are not comparable with the paper's", highlight=False)
@@ -672,8 +673,8 @@ def run(
             rec["config_hash"], rec["run_hash"] = h, rh
             rec["skipped_files"] = skipped[split.name]
             rec["data_fingerprint"] = data_fingerprint(split)
-            rec["dataset_root_resolved"] = str(Path(cfg.dataset.root).resolve())  # per category: a folder may
-            if origin:  # gather categories from several invocations, each with its own --data-root
+            rec["dataset_root_resolved"] = root_resolved  # per category: a folder may gather categories
+            if origin:  # from several invocations, each with its own --data-root
                 rec["synthetic_data"] = origin
             rec["method"] = {"name": cfg.method.name, "backbone": extractor.name, "weights": extractor.weights,
                              "weights_source": extractor.weights_source}
@@ -728,7 +729,7 @@ def run(
         "environment": environment(device),
         "categories": records,
     }
-    record["dataset_root_resolved"] = str(Path(cfg.dataset.root).resolve())  # the report finds images from any folder
+    record["dataset_root_resolved"] = root_resolved
     synthetic = origin or next((c["synthetic_data"] for c in records if c.get("synthetic_data")), None)
     if synthetic:  # any category on generated data labels the whole run
         record["synthetic_data"] = synthetic

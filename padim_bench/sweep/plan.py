@@ -150,15 +150,14 @@ def plan_sweep(path: str | Path, sets: list[str] | None = None, *, dry_run: bool
             raise ConfigError(f"{path}: runs {folders[folder]} and {r.run_name} share the folder {folder}")
         folders[folder] = r.run_name
         check_names(r.config)  # method, backbone, layers and d: before any job exists
-        if not dry_run:  # a folder of this run made before the data root left the hash: re-keyed, not a conflict
-            rekeyed = rekey_run_folder(folder, r.config)
-            if rekeyed:
-                plan.notes.append(f"{folder}: made before the data root left the config hash; hashes updated in "
-                                  f"{len(rekeyed)} file(s)")
-        elif is_legacy_run(folder, r.config):
+        legacy = is_legacy_run(folder, r.config)  # made before the data root left the hash: re-keyed, not a conflict
+        if legacy and not dry_run:
+            plan.notes.append(f"{folder}: made before the data root left the config hash; hashes updated in "
+                              f"{len(rekey_run_folder(folder, r.config))} file(s)")
+        elif legacy:
             plan.notes.append(f"{folder}: made before the data root left the config hash; its hashes are updated "
                               "when the sweep runs (until then its jobs show as to run)")
-        other = None if dry_run and is_legacy_run(folder, r.config) else _other_run_hash(folder, r.config.run_hash())
+        other = None if legacy else _other_run_hash(folder, r.config.run_hash())
         for category in _run_categories(r.config, dry_run, plan.notes):
             key = (str(Path(r.config.dataset.root).resolve()), category)
             if key not in splits:
