@@ -64,6 +64,14 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
+def write_json_and_markdown(stem: str | Path, record: Any, markdown: str) -> None:
+    """A benchmark's result pair: ``<stem>.json`` (``record``) and ``<stem>.md`` (``markdown``),
+    each written atomically."""
+    stem = Path(stem)
+    atomic_write_json(stem.with_suffix(".json"), record)
+    atomic_write_text(stem.with_suffix(".md"), markdown)
+
+
 NOT_ASKED = "n/a"  # a metric the config did not ask for (``undefined`` is a metric that cannot be computed)
 
 

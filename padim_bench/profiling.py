@@ -94,7 +94,7 @@ class measure:
             self.span.peak_rss_bytes = psutil.Process().memory_info().rss
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
-        self._cpu0 = _cpu_seconds()
+        self._load = OtherCpuLoad().start()
         self._t0 = time.perf_counter()
         return self.span
 
@@ -102,11 +102,7 @@ class measure:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.span.seconds = time.perf_counter() - self._t0
-        cpu1 = _cpu_seconds()
-        if self._cpu0 is not None and cpu1 is not None and self.span.seconds >= MIN_CPU_SPAN_S:
-            machine, own = (b - a for a, b in zip(self._cpu0, cpu1))
-            cores = psutil.cpu_count() or 1
-            self.span.other_cpu_cores = min(float(cores), max(0.0, (machine - own) / self.span.seconds))
+        self.span.other_cpu_cores = self._load.stop().cores
         if self._thread is not None:
             self.span._stop.set()
             self._thread.join()
@@ -126,6 +122,34 @@ def _cpu_seconds() -> tuple[float, float] | None:
         return None
     busy = sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
     return busy, own.user + own.system + own.children_user + own.children_system
+
+
+class OtherCpuLoad:
+    """Mean CPU cores that other processes (or the hypervisor: steal time) kept busy between
+    :meth:`start` and :meth:`stop` (or over a ``with`` block): machine-wide busy CPU time minus
+    this process's and its reaped children's, over the wall time, at most the machine's cores.
+    ``cores`` stays None for spans shorter than ``MIN_CPU_SPAN_S`` (the kernel counts CPU time in
+    4-10 ms ticks) or where psutil cannot read the counters. Used by :class:`measure` and by the
+    benchmarks' contention checks."""
+
+    cores: float | None = None
+
+    def start(self) -> "OtherCpuLoad":
+        self._t0, self._cpu0 = time.perf_counter(), _cpu_seconds()
+        return self
+
+    def stop(self) -> "OtherCpuLoad":
+        wall, cpu1 = time.perf_counter() - self._t0, _cpu_seconds()
+        if self._cpu0 is not None and cpu1 is not None and wall >= MIN_CPU_SPAN_S:
+            machine, own = (b - a for a, b in zip(self._cpu0, cpu1))
+            self.cores = min(float(psutil.cpu_count() or 1), max(0.0, (machine - own) / wall))
+        return self
+
+    def __enter__(self) -> "OtherCpuLoad":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 def gemm_rate(device: torch.device | str = "cpu", seconds: float = 0.2) -> float:

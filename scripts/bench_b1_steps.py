@@ -140,7 +140,7 @@ def main() -> None:
     import torch
 
     from padim_bench.envinfo import environment
-    from padim_bench.output import atomic_write_json, atomic_write_text
+    from padim_bench.output import write_json_and_markdown
 
     start, started = list(os.getloadavg()), time.time()
     record = {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "repeats": args.repeats,
@@ -149,9 +149,7 @@ def main() -> None:
               "import_floor": import_floor([sys.executable, *args.python])}
     record["load_average_start"], record["load_average_end"] = start, list(os.getloadavg())
     md = render(record)
-    out = Path(args.out)
-    atomic_write_json(out.with_suffix(".json"), record)
-    atomic_write_text(out.with_suffix(".md"), md)
+    write_json_and_markdown(args.out, record, md)
     print(md)
 
 

@@ -338,52 +338,13 @@ def child_infer(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------- parent side
-def _cpu_busy_s() -> float | None:
-    """Machine-wide busy CPU seconds (all cores) from /proc/stat, or None off Linux."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return None
-    v = [int(x) for x in fields]
-    idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
-    busy = sum(v[:8]) - idle  # user nice system idle iowait irq softirq steal (guest is inside user)
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def _own_cpu_s() -> float:
-    import resource
-
-    return sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-               for f in ("ru_utime", "ru_stime"))
-
-
-class ForeignLoad:
-    """CPU cores kept busy by processes other than this benchmark over a span (contention check)."""
-
-    cores: float | None = None
-
-    def __enter__(self) -> "ForeignLoad":
-        self.t0, self.busy0, self.own0 = time.perf_counter(), _cpu_busy_s(), _own_cpu_s()
-        return self
-
-    start = __enter__
-
-    def stop(self) -> None:
-        self.__exit__(None, None, None)
-
-    def __exit__(self, *exc) -> None:
-        wall = time.perf_counter() - self.t0
-        busy1 = _cpu_busy_s()
-        own = _own_cpu_s() - self.own0
-        self.cores = None if busy1 is None or self.busy0 is None or wall <= 0 else \
-            max(0.0, (busy1 - self.busy0 - own) / wall)
-
-
 def run_child(argv: list[str], log) -> dict[str, Any]:
+    from padim_bench.profiling import OtherCpuLoad
+
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", *argv]
     env = dict(os.environ, PYTHONHASHSEED=str(SEED))
     t0 = time.perf_counter()
-    with ForeignLoad() as fl:
+    with OtherCpuLoad() as fl:  # the child is reaped inside the span: its CPU counts as ours
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     if proc.returncode != 0:
         raise RuntimeError(f"child {' '.join(argv)} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -660,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from padim_bench.envinfo import environment
-    from padim_bench.output import atomic_write_json, atomic_write_text
+    from padim_bench.output import write_json_and_markdown
 
     import signal
 
@@ -677,7 +638,9 @@ def main(argv: list[str] | None = None) -> int:
     load_start = [round(x, 2) for x in os.getloadavg()]
     log(f"bench: {', '.join(keys)}; {n_all} train / {len(split.test)} test images; threads {threads}; "
         f"repeats {repeats}; load average {load_start}")
-    whole = ForeignLoad().start()
+    from padim_bench.profiling import OtherCpuLoad
+
+    whole = OtherCpuLoad().start()
     try:
         rows = [measure_backbone(key, args, data_root, split, ns, repeats, timing_images, log) for key in keys]
     except RuntimeError as e:  # a child failed: its stderr tail is in the message
@@ -710,8 +673,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     md = render_markdown(rec)
-    atomic_write_json(out_stem.with_suffix(".json"), rec)
-    atomic_write_text(out_stem.with_suffix(".md"), md)
+    write_json_and_markdown(out_stem, rec, md)
     print(md)
     log(f"wrote {out_stem.with_suffix('.json')} and {out_stem.with_suffix('.md')}")
     return 0

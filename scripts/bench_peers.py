@@ -348,12 +348,10 @@ def render(record: dict[str, Any]) -> str:
 
 
 def write(out: Path, record: dict[str, Any]) -> None:
-    from padim_bench.output import atomic_write_json, atomic_write_text
+    from padim_bench.output import write_json_and_markdown
 
     md = render(record)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out.with_suffix(".json"), record)
-    atomic_write_text(out.with_suffix(".md"), md)
+    write_json_and_markdown(out, record, md)
     print(md)
 
 
