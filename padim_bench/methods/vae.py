@@ -256,14 +256,13 @@ class Vae(Method):
         """float32 bytes of the encoder and decoder parameters, from the architecture built on the
         ``meta`` device (no weights, no memory); equals :meth:`state_nbytes` after fitting and does
         not depend on ``size`` or ``n_train`` (paper Table VIII: 0.09 GB for its VAE)."""
-        from ..backbones import BACKBONES, _architecture, _check_layers, _trunk, layer_shapes
+        from ..backbones import check_layers, layer_shapes, meta_trunk
 
-        spec = BACKBONES.get(backbone)
-        layers = list(_check_layers(spec, layers))
+        layers = list(check_layers(backbone, layers))
         cls.check_embedding(params, {k: 0 for k in layers})
         ((channels, h, _),) = layer_shapes(backbone, layers, size).values()
+        trunk = meta_trunk(backbone, layers)
         with torch.device("meta"):
-            trunk, _ = _trunk(spec, _architecture(spec), tuple(layers))
             net = VaeNet(nn.Identity(), trunk, layers[0], channels, size // h, params.latent_channels)
         return {k: v * 4 for k, v in _param_counts(net).items()}
 

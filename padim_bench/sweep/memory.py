@@ -100,15 +100,9 @@ def forward_output_bytes(backbone: str, layers: tuple[str, ...], size: int) -> i
     Raises:
         ConfigError: unknown backbone or layer.
     """
-    import torch
+    from ..backbones import meta_trunk
 
-    from ..backbones import BACKBONES, _architecture, _check_layers, _trunk
-
-    spec = BACKBONES.get(backbone)
-    layers = _check_layers(spec, layers)
-    with torch.device("meta"):
-        trunk, _ = _trunk(spec, _architecture(spec), tuple(layers))
-    return _leaf_output_bytes(trunk, (1, 3, size, size))
+    return _leaf_output_bytes(meta_trunk(backbone, layers), (1, 3, size, size))
 
 
 def _leaf_output_bytes(module: Any, shape: tuple[int, ...], call: Any = None) -> int:
@@ -137,13 +131,12 @@ def _vae_forward_bytes(backbone: str, layer: str, size: int, latent: int) -> int
     import torch
     from torch import nn
 
-    from ..backbones import BACKBONES, _architecture, _trunk, layer_shapes
+    from ..backbones import layer_shapes, meta_trunk
     from ..methods.vae import VaeNet
 
-    spec = BACKBONES.get(backbone)
     ((channels, h, _),) = layer_shapes(backbone, [layer], size).values()
+    trunk = meta_trunk(backbone, [layer])
     with torch.device("meta"):
-        trunk, _ = _trunk(spec, _architecture(spec), (layer,))
         net = VaeNet(nn.Identity(), trunk, layer, channels, size // h, latent)
     return _leaf_output_bytes(net, (1, 3, size, size))
 
