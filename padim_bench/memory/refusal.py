@@ -53,7 +53,7 @@ def _problems(mem: FitMemory, on_cuda: bool, ram: int, device_free: int | None, 
         out.append(f"about {_gb(need_dev)} of GPU memory ({_parts(mem.device)}) but {_gb(device_free)} is free")
     need_disk = sum(mem.disk.values())
     if need_disk and disk_free is not None and need_disk > disk_free:
-        out.append(f"about {_gb(need_disk)} of disk for the memory-mapped bank but {_gb(disk_free)} is free")
+        out.append(f"about {_gb(need_disk)} of disk ({_parts(mem.disk)}, memory-mapped) but {_gb(disk_free)} is free")
     return out
 
 
@@ -61,8 +61,7 @@ def _ways(cfg: Any, advice: tuple[str, ...], grows_with_train: bool) -> list[str
     """Ways out of a refusal: the method's own, then fewer images (where that helps), then a
     smaller batch."""
     ways = list(advice)
-    if grows_with_train:
-        # TODO(dataset contract): the dataset's own keys that thin its training images
+    if grows_with_train:  # the dataset's keys that thin its training images: STC's for now
         ways.append("fewer training images" + (" (dataset.train_frames_total or dataset.train_stride)"
                                                if cfg.dataset.name == "stc" else ""))
     return ways + ["a smaller runtime.batch_size"]
