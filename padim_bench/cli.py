@@ -244,7 +244,7 @@ def _validate_stc(cfg) -> None:
     test frames, the protocol figures and each scene's predicted fit memory."""
     from .data.stc import protocol_text
     from .data.transforms import Preprocess
-    from .memcheck import check_run
+    from .memory import check_run
     from .runner import resolve_device, scan_splits
 
     splits, skipped, plan = scan_splits(cfg)

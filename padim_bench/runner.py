@@ -7,7 +7,7 @@ Order of work, so that every error a user can cause comes before any long comput
 3. every category's layout is scanned (missing masks, empty folders, size mismatches; STC: every
    video's frame count and every clip's frame / label / mask alignment, one scene per category),
    and each fit's memory is predicted and refused when it will not fit
-   (:func:`padim_bench.memcheck.check_run`);
+   (:func:`padim_bench.memory.check_run`);
 4. the backbone is loaded (missing weights fail here, at once) and ``d`` checked against it;
 5. per category: fit (timed, peak memory), batched scoring of the test set, a batch-1 timing pass,
    metrics; the category's record is written atomically as soon as it is done, so an interrupted
@@ -51,7 +51,7 @@ from .data.transforms import Augment, Preprocess, make_loader
 from .data.verify import check_split
 from .envinfo import environment
 from .legacy import rekey_run_folder
-from .memcheck import check_run
+from .memory import check_run
 from .errors import ConfigError, PadimBenchError
 from .methods import METHODS, Method
 from .methods.base import postprocess
@@ -483,14 +483,13 @@ def _load_histogram(path: Path) -> dict[str, np.ndarray] | None:
 
 def _predict_score(method: Method, cfg: RunConfig, size: int, n_train: int,
                    device: torch.device) -> dict[str, Any] | None:
-    """Predicted cost of scoring one test image (methods that define ``predict_score_cost``, i.e.
-    SPADE): multiply-adds, temporary bytes, and seconds = multiply-adds / the float32 matrix-product
+    """Predicted cost of scoring one test image (methods whose ``predict_score_cost`` gives one,
+    i.e. SPADE): multiply-adds, temporary bytes, and seconds = multiply-adds / the float32 matrix-product
     rate measured now (:func:`padim_bench.profiling.gemm_rate`; the backbone is not included).
     The runner adds the measured batch-1 figures next to it."""
-    predict = getattr(type(method), "predict_score_cost", None)
-    if predict is None:
+    cost = type(method).predict_score_cost(cfg.method.params, cfg.method.backbone, list(cfg.method.layers), size, n_train)
+    if cost is None:
         return None
-    cost = predict(cfg.method.params, cfg.method.backbone, list(cfg.method.layers), size, n_train)
     rate = gemm_rate(device)
     return {**cost, "gemm_macs_per_s": rate, "predicted_s_per_image": cost["macs"] / rate,
             "note": "kNN distance products only (backbone excluded); rate measured just before the timing pass"}

@@ -59,6 +59,10 @@ def reference_distances(train: np.ndarray, test: np.ndarray, eps: float) -> np.n
     return out.reshape(len(test), h, w)
 
 
+#: float64-accumulator budgets (bytes) that force each accumulator dtype
+FLOAT64_BUDGET = {"float64": 10**18, "float32": 0}
+
+
 def images(n: int, seed: int, size: int = 32) -> torch.Tensor:
     return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
@@ -67,7 +71,7 @@ def images(n: int, seed: int, size: int = 32) -> torch.Tensor:
 @pytest.mark.parametrize("d", [5, None])
 def test_distances_match_float64_reference(acc, d):
     ex = FakeExtractor()
-    m = Padim(PadimParams(d=d, accumulate_dtype=acc, chunk_mb=1), ex, seed=3)
+    m = Padim(PadimParams(d=d), ex, seed=3, float64_max_bytes=FLOAT64_BUDGET[acc], chunk_bytes=1_000_000)
     train, test = images(23, 0), images(4, 1)
     m.fit([train[:10], train[10:17], train[17:]])  # uneven batches exercise the pairwise update
     idx = m.idx.numpy()
@@ -227,8 +231,9 @@ def test_fit_memory_chunks_give_the_same_model(acc):
     """Chunk size of the co-moment (and of the factorisation) does not change the model: its
     chunks are freed one by one, in float64 and in float32."""
     ex = FakeExtractor()
-    a = Padim(PadimParams(d=None, chunk_mb=1, accumulate_dtype=acc), ex, seed=2)  # 16 channels: 488 positions per 1 MB float64 chunk
-    b = Padim(PadimParams(d=None, chunk_mb=64, accumulate_dtype=acc), ex, seed=2)
+    budget = FLOAT64_BUDGET[acc]  # 16 channels: 488 positions per 1 MB float64 chunk
+    a = Padim(PadimParams(d=None), ex, seed=2, float64_max_bytes=budget, chunk_bytes=1_000_000)
+    b = Padim(PadimParams(d=None), ex, seed=2, float64_max_bytes=budget, chunk_bytes=64_000_000)
     for m in (a, b):
         m.fit([images(9, 0, 128), images(5, 1, 128)])
     assert len(a.gaussians[0].mean) == 32 * 32 > 2 * (1e6 // (16 * 16 * 8))  # three chunks were used

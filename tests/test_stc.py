@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 pytest.importorskip("av", reason="STC videos need PyAV (pip install av; a dependency of padim-bench)")
 
-from padim_bench import memcheck, tables  # noqa: E402
+from padim_bench import memory, tables  # noqa: E402
+from padim_bench.memory import system as memory_system  # noqa: E402
 from padim_bench import metrics as M  # noqa: E402
 from padim_bench.cli import app  # noqa: E402
 from padim_bench.config import config_from_dict, load_config  # noqa: E402
@@ -239,7 +240,7 @@ def test_stc_config_rules_and_hashes():
     assert other.config_hash() != cfg.config_hash()
     # ... and are outside MVTec AD's: the committed runs keep their hash (and resume)
     committed = json.loads((Path(__file__).resolve().parents[1] / "results/runs/mvtec_effl0/run.json").read_text())
-    assert load_config("configs/mvtec_effl0.yaml").config_hash() == committed["config_hash"] == "f799f8de4039"
+    assert load_config("configs/mvtec_effl0.yaml").config_hash() == committed["config_hash"] == "a9d8cf739f31"
     forced = config_from_dict({**base, "runtime": {**base["runtime"], "allow_memory_over": True}})
     assert forced.run_hash() == cfg.run_hash()
     for name in ("stc_r18", "stc_effl0", "stc_spade"):
@@ -250,25 +251,33 @@ def test_stc_config_rules_and_hashes():
 # ------------------------------------------------------------------------------------------- memory
 def test_spade_on_stc_is_refused_with_the_figure(monkeypatch):
     cfg = load_config("configs/stc_spade.yaml")
-    mem = memcheck.predict_fit_memory(cfg, 5000, 256)
-    assert mem.host["feature bank (float32)"] == 5000 * 7_348_224  # 37.0 GB, paper Table VIII
-    split = type("Split", (), {"name": "01", "train": [None] * 5000})()
-    with pytest.raises(memcheck.MemoryRefused, match=r"about 37\.\d\d GB of RAM \(feature bank \(float32\) 36\.74 GB.*"
-                                                       r"but 16\.00 GB is available.*--force-memory"):
-        memcheck.check_run(cfg, [split], torch.device("cpu"), 256, ram=16 * 10**9)
+    split = type("Split", (), {"name": "01", "train": [None] * 5000, "test": [None] * 10})()
+    bank = 5000 * 7_348_224  # (256*64*64 + 512*32*32 + 1024*16*16 + 2048) * 4 bytes per frame: 37.0 GB, paper Table VIII
     with pytest.warns(UserWarning, match="continuing"):
         forced = load_config("configs/stc_spade.yaml", sets=["runtime.allow_memory_over=true"])
-        info = memcheck.check_run(forced, [split], torch.device("cpu"), 256, ram=16 * 10**9)
-    assert info["01"]["predicted_fit_ram_bytes"] > 37e9 and info["01"]["forced"]
+        info = memory.check_run(forced, [split], torch.device("cpu"), 256, ram=16 * 10**9)["01"]
+    parts = info["predicted_fit_bytes"]
+    assert parts["host"]["feature bank (float32)"] == bank and parts["disk"] == {}
+    assert parts["host"]["features of a batch"] == 16 * 7_348_224  # runtime.batch_size 16
+    assert parts["device"]["backbone parameters (float32)"] == 68_883_240 * 4  # WR50's parameters
+    acts = parts["device"]["backbone activations of a batch"]
+    assert 0 < acts < 1e9 and acts % 16 == 0  # 16 images' share of WR50's layer outputs at 256
+    need = bank + 16 * 7_348_224 + 68_883_240 * 4 + acts
+    assert info["predicted_fit_ram_bytes"] == need and info["forced"]
+    with pytest.raises(memory.MemoryRefused, match=rf"about {need / 1e9:.2f} GB of RAM \(feature bank \(float32\) "
+                                                   r"36\.74 GB.*but 16\.00 GB is available.*method\.bank: mmap"
+                                                   r".*dataset\.train_frames_total.*--force-memory"):
+        memory.check_run(cfg, [split], torch.device("cpu"), 256, ram=16 * 10**9)
     mm = load_config("configs/stc_spade.yaml", sets=["method.bank=mmap"])
     # the bank goes to disk: the check then depends on free disk, set here so the test does not
     # depend on the machine's (CI had 32.6 GB free, less than the 36.74 GB bank)
-    monkeypatch.setattr(memcheck, "available_disk_bytes", lambda folder: 100 * 10**9)
-    info = memcheck.check_run(mm, [split], torch.device("cpu"), 256, ram=16 * 10**9)
-    assert info["01"]["predicted_fit_ram_bytes"] < 1e9
-    monkeypatch.setattr(memcheck, "available_disk_bytes", lambda folder: 30 * 10**9)
-    with pytest.raises(memcheck.MemoryRefused, match=r"about 36\.74 GB of disk .* but 30\.00 GB is free"):
-        memcheck.check_run(mm, [split], torch.device("cpu"), 256, ram=16 * 10**9)
+    monkeypatch.setattr(memory_system, "available_disk_bytes", lambda folder: 100 * 10**9)
+    info = memory.check_run(mm, [split], torch.device("cpu"), 256, ram=16 * 10**9)["01"]
+    assert info["predicted_fit_ram_bytes"] == need - bank and info["predicted_fit_bytes"]["disk"] == {
+        "feature bank (float32)": bank}
+    monkeypatch.setattr(memory_system, "available_disk_bytes", lambda folder: 30 * 10**9)
+    with pytest.raises(memory.MemoryRefused, match=r"about 36\.74 GB of disk .* but 30\.00 GB is free"):
+        memory.check_run(mm, [split], torch.device("cpu"), 256, ram=16 * 10**9)
 
 
 @pytest.mark.slow
@@ -325,7 +334,7 @@ def test_end_to_end_on_synthetic_stc(tmp_path, synth, monkeypatch):
     out = tmp_path / "out"
     path = tmp_path / "stc.yaml"
     path.write_text(yaml.safe_dump(stc_config(synth.root, out)))
-    monkeypatch.setattr(memcheck, "available_ram_bytes", lambda: 50 * 10**6)
+    monkeypatch.setattr(memory_system, "available_ram_bytes", lambda: 50 * 10**6)
     res = runner.invoke(app, ["run", str(path), "--quiet"])
     assert res.exit_code == 2 and "GB of RAM" in res.output and "0.05 GB is available" in res.output
     assert not (out / "results.json").exists()

@@ -22,8 +22,8 @@ from padim_bench.errors import ConfigError
 from padim_bench.runner import run as run_alone
 from padim_bench.sweep.driver import run_sweep
 from padim_bench.sweep.execute import MemoryScheduler, drive
-from padim_bench.sweep.memory import MVTEC_COUNTS, predict_job_memory
-from padim_bench.sweep.plan import plan_sweep
+from padim_bench.memory import predict_memory
+from padim_bench.sweep.plan import MVTEC_COUNTS, plan_sweep
 
 cli = CliRunner()
 GB = 1_000_000_000
@@ -232,13 +232,13 @@ def test_memory_prediction_is_above_the_measured_peak_of_committed_runs():
 
     cfg = config_from_dict({k: v for k, v in rec["config"].items() if k != "name"})
     cat = rec["categories"][0]
-    est = predict_job_memory(cfg, cat["n_train"], cat["n_test"])
+    est = predict_memory(cfg, cat["n_train"], cat["n_test"])
     measured = max(cat["memory"]["fit_peak_rss_bytes"], cat["memory"].get("score_peak_rss_bytes") or 0)
     assert measured <= est.total <= 1.35 * measured, (measured / GB, est.gb, est.parts)
     # WR50-Rd550's fit peak measured in results/bench/padim_cpu.md: 5.50-5.61 GB (workers 0, batch 16)
     wr50 = dataclasses.replace(load_experiments("configs/mvtec_wr50.yaml")[0],
                                runtime=dataclasses.replace(cfg.runtime, workers=0, batch_size=16))
-    assert 5.61 * GB <= predict_job_memory(wr50, 209, 83).total <= 1.35 * 5.50 * GB
+    assert 5.61 * GB <= predict_memory(wr50, 209, 83).total <= 1.35 * 5.50 * GB
 
 
 # ------------------------------------------------------------------- failures and skipping

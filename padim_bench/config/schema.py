@@ -126,7 +126,7 @@ class RuntimeConfig:
         timing_images: test images scored one at a time for the batch-1 inference timing.
         warmup_images: images scored (and discarded) before the timed batch-1 span.
         allow_memory_over: run a fit even when its predicted memory exceeds what is available
-            (``padim-bench run --force-memory``; see :mod:`padim_bench.memcheck`). Changes no
+            (``padim-bench run --force-memory``; see :mod:`padim_bench.memory`). Changes no
             number, so it is outside the run hash.
     """
 

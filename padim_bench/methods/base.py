@@ -8,7 +8,7 @@ the input size, applies a Gaussian filter and takes the maximum as the image sco
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
@@ -88,9 +88,70 @@ class Method(ABC):
         """
         raise NotImplementedError(f"{cls.__name__} does not predict its state size")
 
+    @classmethod
+    def predict_memory(cls, params: Any, backbone: str, layers: list[str], size: int, n_train: int,
+                       n_test: int, batch: int) -> "MethodMemory":
+        """The method's own memory for one category (``n_train`` training and ``n_test`` test
+        images of ``size`` x ``size`` pixels, ``batch`` images per batch), predicted from the
+        architecture before any image is read. :mod:`padim_bench.memory` adds what every method
+        shares (process, backbone parameters and activations, test maps, loader workers).
+
+        Default: the state of :meth:`predict_state_nbytes` without the backbone (nothing when
+        the method does not predict it; the note says so) and no working memory of its own.
+
+        Raises:
+            ConfigError: unknown backbone or layer, parameters that do not fit the embedding.
+        """
+        try:
+            state = cls.predict_state_nbytes(params, backbone, layers, size, n_train)
+        except NotImplementedError:
+            return MethodMemory(note=f"{cls.name} does not predict its state: working memory only")
+        return MethodMemory(state={f"state: {k}": v for k, v in state.items() if k != "backbone"})
+
+    @classmethod
+    def predict_score_cost(cls, params: Any, backbone: str, layers: list[str], size: int,
+                           n_train: int) -> dict[str, int] | None:
+        """Work (``macs``) and temporary bytes of scoring ONE test image where the method's own
+        computation dominates it (SPADE's kNN search), predicted before fitting; the runner
+        records it beside the measured batch-1 time. Default ``None``: not predicted."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Plain-data facts about the fitted model to record in results (e.g. chosen channels)."""
         return {}
+
+
+@dataclass(frozen=True)
+class MethodMemory:
+    """A method's own memory prediction for one category, in bytes (GB = 1e9 bytes), by named part
+    (the names appear in the run's refusal message and its ``fit_memory_check`` record).
+
+    Attributes:
+        state: the fitted state without the backbone (resident from the fit to the end of scoring).
+        fit: working memory of the fit at its peak, beyond the state.
+        score: working memory of scoring one batch, beyond the state (the test set's maps and the
+            metrics' copies are counted by :mod:`padim_bench.memory`).
+        host: names of parts held in host RAM whatever the compute device; the others live on it
+            (GPU memory on CUDA, RAM on the CPU).
+        disk: names of parts on disk (memory-mapped), checked against the free space of
+            ``disk_folder`` (None: the system temp folder) instead of RAM.
+        runs_backbone: every batch goes through the frozen backbone, whose activations the memory
+            model then counts (False for a method that trains its own copy, as the VAE).
+        advice: the method's own ways to need less memory (config keys), for the refusal message.
+        grows_with_train: fewer training images need less memory.
+        note: what the prediction leaves out.
+    """
+
+    state: dict[str, int] = field(default_factory=dict)
+    fit: dict[str, int] = field(default_factory=dict)
+    score: dict[str, int] = field(default_factory=dict)
+    host: frozenset[str] = frozenset()
+    disk: frozenset[str] = frozenset()
+    disk_folder: str | None = None
+    runs_backbone: bool = True
+    advice: tuple[str, ...] = ()
+    grows_with_train: bool = True
+    note: str = ""
 
 
 @dataclass(frozen=True)

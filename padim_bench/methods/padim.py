@@ -6,8 +6,9 @@
 2. Learning (Sec. III-B, Eq. 1): for every patch position (i, j) the mean ``mu_ij`` and covariance
    ``Sigma_ij = cov_ij + epsilon * I`` of the N training embeddings (``cov`` with N - 1).
    Accumulated in one streaming pass with Chan et al.'s pairwise update, so fit memory does not
-   grow with N; the running second moment is float64 where it fits in ``accumulate_max_gb``,
-   otherwise float32 (WR50-Rd550 float64 sums alone would be 7.6 GB).
+   grow with N; the running second moment is float64 where it fits in ``FLOAT64_MAX_BYTES``
+   (2.0 GB), otherwise float32 (WR50-Rd550 float64 sums alone would be 7.6 GB):
+   :func:`accumulator_dtype`, the one rule the fit and the memory prediction share.
 3. Inference (Sec. III-C, Eq. 2): Mahalanobis distance ``M(x) = ||L^-1 (x - mu)||`` with
    ``Sigma = L L^T`` (Cholesky). ``L^-1`` is stored (transposed, as its two non-zero blocks)
    instead of ``Sigma``, so scoring is two batched matrix products and the distance is a norm:
@@ -16,6 +17,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal
 
@@ -24,7 +26,14 @@ import torch.nn.functional as F
 
 from ..backbones import full_param_count, layer_shapes
 from ..errors import ConfigError, PadimBenchError
-from .base import METHODS, Method, MethodSpec
+from .base import METHODS, Method, MethodMemory, MethodSpec
+
+#: the co-moment is accumulated in float64 where one Gaussian grid's float64 co-moment fits in this
+#: many bytes (2.0 GB), else in float32: the rule every committed run used (see accumulator_dtype)
+FLOAT64_MAX_BYTES = 2_000_000_000
+#: bytes (64 MB) of one position chunk of the co-moment (and a quarter of it per temporary buffer of
+#: the factorisation): bounds the fit's temporary memory
+CHUNK_BYTES = 64_000_000
 
 
 @dataclass(frozen=True)
@@ -34,11 +43,6 @@ class PadimParams:
     Attributes:
         d: number of embedding channels kept (random selection); ``None`` keeps all.
         epsilon: regularisation added to the covariance diagonal (paper: 0.01).
-        accumulate_dtype: dtype of the running second moment; ``auto`` = float64 where the
-            buffer fits in ``accumulate_max_gb``, else float32.
-        accumulate_max_gb: budget in GB (1e9 bytes) for a float64 accumulator under ``auto``.
-        chunk_mb: size in MB (1e6 bytes) of the per-position chunks used for the covariance
-            update and factorisation (bounds temporary memory).
         reduction: ``random`` (the paper's PaDiM) or ``pca`` (Table II's comparison: the first
             ``d`` principal components of the training patch embeddings, scikit-learn PCA).
         combine: ``joint`` (one Gaussian over all layers, the paper's PaDiM) or ``sum`` (Table I:
@@ -49,9 +53,6 @@ class PadimParams:
 
     d: int | None = 100
     epsilon: float = 0.01
-    accumulate_dtype: Literal["auto", "float32", "float64"] = "auto"
-    accumulate_max_gb: float = 2.0
-    chunk_mb: int = 64
     reduction: Literal["random", "pca"] = "random"
     combine: Literal["joint", "sum"] = "joint"
     pca_samples: int = 200_000
@@ -62,8 +63,6 @@ class PadimParams:
             raise ConfigError(f"method.d: must be >= 1 or null (all channels), got {self.d}")
         if self.epsilon < 0:
             raise ConfigError(f"method.epsilon: must be >= 0, got {self.epsilon}")
-        if self.chunk_mb < 1:
-            raise ConfigError(f"method.chunk_mb: must be >= 1, got {self.chunk_mb}")
         if self.reduction == "pca" and (self.d is None or self.combine != "joint"):
             raise ConfigError("method.reduction: pca needs an explicit method.d and combine: joint")
         if self.pca_samples < 1:
@@ -87,6 +86,41 @@ def select_channels(total: int, d: int | None, seed: int) -> torch.Tensor:
     return torch.randperm(total, generator=g)[:d].sort().values
 
 
+def accumulator_dtype(positions: int, d: int, float64_max_bytes: int = FLOAT64_MAX_BYTES) -> torch.dtype:
+    """Dtype of the running mean and co-moment of a grid of ``positions`` Gaussians of dimension
+    ``d``: float64 where its co-moment (``positions x d x d x 8`` bytes) fits in
+    ``float64_max_bytes``, else float32. The fit (:class:`GaussianGrid`) and the memory prediction
+    (:meth:`Padim.predict_memory`) both use this rule."""
+    return torch.float64 if positions * d * d * 8 <= float64_max_bytes else torch.float32
+
+
+def split_by_layer(idx: torch.Tensor, channels: list[int]) -> list[torch.Tensor]:
+    """The per-layer split of the selected embedding channels: for sorted global indices ``idx``
+    (int64 ``(d,)``, into the concatenation of layers of ``channels`` channels each), each layer's
+    local indices (int64 ``(d_l,)``, ``sum d_l = d``)."""
+    bounds = torch.tensor([0] + list(channels)).cumsum(0).tolist()
+    return [idx[(idx >= lo) & (idx < hi)] - lo for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def grid_sizes(params: "PadimParams", shapes: dict[str, tuple[int, int, int]]) -> list[tuple[int, int]]:
+    """``[(positions, d)]`` of the Gaussian grids PaDiM fits on layers of ``shapes`` (``{layer:
+    (C, h, w)}``): one on the finest grid over the whole embedding (``combine: joint``), or one per
+    layer at its own grid over its share of the ``d`` channels (``combine: sum``; layers with no
+    channel left out). The split is drawn with seed 0: exact for ``d: null`` (every channel, as
+    Table I's sum) and for ``joint``; with an explicit ``d`` under ``sum`` another seed's per-layer
+    shares can differ by a few channels (the sizes, not the totals, are then approximate).
+
+    Raises:
+        ConfigError: ``d`` larger than the embedding (``combine: sum``).
+    """
+    channels = [c for c, _, _ in shapes.values()]
+    if params.combine == "sum":
+        local = split_by_layer(select_channels(sum(channels), params.d, 0), channels)
+        return [(h * w, len(k)) for k, (_, h, w) in zip(local, shapes.values()) if len(k)]
+    finest = max(h * w for _, h, w in shapes.values())
+    return [(finest, params.d if params.d is not None else sum(channels))]
+
+
 class GaussianGrid:
     """Per-position multivariate Gaussians over a grid of patch embeddings (paper Eq. 1 and 2).
 
@@ -100,10 +134,16 @@ class GaussianGrid:
     step for 3,136 positions is 1.03-1.6x faster on 2 cores for d = 100 and 550 at batch 1 and 8,
     same numbers to 2e-7 relative (scripts/bench_kernels.py, results/bench/kernels.md).
     ``cov_inv_factor_t`` assembles the full ``(P, d, d)`` matrix on demand.
+
+    ``float64_max_bytes`` and ``chunk_bytes`` are the accumulator rule's budget
+    (:func:`accumulator_dtype`) and the co-moment's chunk size; the tool uses
+    :data:`FLOAT64_MAX_BYTES` and :data:`CHUNK_BYTES` (tests set others).
     """
 
-    def __init__(self, d: int, params: "PadimParams", device: torch.device):
+    def __init__(self, d: int, params: "PadimParams", device: torch.device, *,
+                 float64_max_bytes: int = FLOAT64_MAX_BYTES, chunk_bytes: int = CHUNK_BYTES):
         self.d, self.params, self.device = d, params, device
+        self.float64_max_bytes, self.chunk_bytes = float64_max_bytes, chunk_bytes
         self.n = 0
         self.grid: tuple[int, int] | None = None
         self.mean: torch.Tensor | None = None
@@ -135,21 +175,17 @@ class GaussianGrid:
         self.factor_br = full_t[:, k:, k:].contiguous()
 
     def _chunk(self, itemsize: int) -> int:
-        return max(1, int(self.params.chunk_mb * 1e6 // (self.d * self.d * itemsize)))
+        return max(1, self.chunk_bytes // (self.d * self.d * itemsize))
 
     def accumulate_dtype(self, positions: int) -> torch.dtype:
         """Dtype of the running second moment for ``positions`` patch positions."""
-        choice = self.params.accumulate_dtype
-        if choice == "auto":
-            fits = positions * self.d * self.d * 8 <= self.params.accumulate_max_gb * 1e9
-            return torch.float64 if fits else torch.float32
-        return torch.float64 if choice == "float64" else torch.float32
+        return accumulator_dtype(positions, self.d, self.float64_max_bytes)
 
     @torch.inference_mode()
     def update(self, emb: torch.Tensor) -> None:
         """Add a batch ``(B, d, h, w)`` with Chan et al.'s pairwise mean / co-moment update.
 
-        The co-moment is held as position chunks of about ``chunk_mb`` MB each; batch values are
+        The co-moment is held as position chunks of about ``chunk_bytes`` each; batch values are
         cast to the accumulator dtype one chunk at a time (no float64 copy of the whole batch)."""
         b, d, h, w = emb.shape
         x = emb.reshape(b, d, h * w).permute(2, 0, 1)  # (P, B, d), a view
@@ -186,7 +222,7 @@ class GaussianGrid:
     def finalize(self) -> None:
         """``L^-T`` of ``Sigma = m2 / (n - 1) + epsilon I`` per position (float64 Cholesky and
         triangular inverse, stored float32 as its two non-zero blocks), in sub-chunks of about
-        ``chunk_mb / 4`` MB per temporary buffer. Each co-moment chunk is freed as soon as its
+        ``chunk_bytes / 4`` per temporary buffer. Each co-moment chunk is freed as soon as its
         part of the factor is written, so the fit's peak is the co-moment plus a few chunks, never
         co-moment plus factor.
 
@@ -268,12 +304,17 @@ class Padim(Method):
     Gaussian grid per layer at its own resolution; the distance maps are upsampled (bilinear) to
     layer1's grid and added. ``reduction: pca`` (Table II) replaces the random channels by the
     first ``d`` principal components of the training embeddings (scikit-learn PCA).
+
+    ``float64_max_bytes`` and ``chunk_bytes`` go to every :class:`GaussianGrid` (defaults: the
+    tool's fixed :data:`FLOAT64_MAX_BYTES` and :data:`CHUNK_BYTES`; tests set others).
     """
 
     name = "padim"
 
-    def __init__(self, params: PadimParams, extractor: Any, device: str | torch.device = "cpu", seed: int = 0):
+    def __init__(self, params: PadimParams, extractor: Any, device: str | torch.device = "cpu", seed: int = 0, *,
+                 float64_max_bytes: int = FLOAT64_MAX_BYTES, chunk_bytes: int = CHUNK_BYTES):
         self.params = params
+        self._grid_knobs = {"float64_max_bytes": float64_max_bytes, "chunk_bytes": chunk_bytes}
         self.extractor = extractor
         self.device = torch.device(device)
         self.seed = seed
@@ -282,11 +323,7 @@ class Padim(Method):
         total = sum(self.channels)
         self.idx = torch.arange(total) if params.reduction == "pca" else select_channels(total, params.d, seed)
         # split the global channel indices into per-layer local indices (select before upsampling)
-        bounds = torch.tensor([0] + self.channels).cumsum(0)
-        self._local_idx = [
-            (self.idx[(self.idx >= lo) & (self.idx < hi)] - lo).to(self.device)
-            for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist())
-        ]
+        self._local_idx = [local.to(self.device) for local in split_by_layer(self.idx, self.channels)]
         self.pca_mean: torch.Tensor | None = None  # (C,)
         self.pca_components: torch.Tensor | None = None  # (d, C)
         self.gaussians: list[GaussianGrid] = []
@@ -304,24 +341,49 @@ class Padim(Method):
 
     @classmethod
     def predict_state_nbytes(cls, params: PadimParams, backbone: str, layers: list[str], size: int, n_train: int) -> dict[str, int]:
-        """``mean`` P*d*4, ``cov`` P*d*d*4 (P = layer1 grid cells; per layer for ``combine: sum``)
-        and ``backbone`` parameters*4 bytes; independent of ``n_train`` (paper Sec. IV-F)."""
-        shapes = layer_shapes(backbone, layers, size)
-        total = sum(c for c, _, _ in shapes.values())
-        finest = max(shapes.values(), key=lambda s: s[1] * s[2])
-        d = params.d if params.d is not None else total
-        if params.combine == "sum":
-            idx = select_channels(total, params.d, 0)  # per-layer split of d: its size does not depend on the seed
-            bounds = torch.tensor([0] + [c for c, _, _ in shapes.values()]).cumsum(0).tolist()
-            parts = [(int(((idx >= lo) & (idx < hi)).sum()), h * w) for (lo, hi), (_, h, w) in
-                     zip(zip(bounds[:-1], bounds[1:]), shapes.values())]
-        else:
-            _, h, w = finest
-            parts = [(d, h * w)]
-        out = {"mean": sum(p * k * 4 for k, p in parts), "cov": sum(p * k * k * 4 for k, p in parts)}
+        """``mean`` P*d*4, ``cov`` P*d*d*4 (P = layer1 grid cells; per layer for ``combine: sum``),
+        ``pca`` (d+1)*C*4 under PCA and ``backbone`` parameters*4 bytes; independent of
+        ``n_train`` (paper Sec. IV-F)."""
+        return {**cls._state_bytes(params, layer_shapes(backbone, layers, size)),
+                "backbone": full_param_count(backbone) * 4}
+
+    @classmethod
+    def _state_bytes(cls, params: PadimParams, shapes: dict[str, tuple[int, int, int]]) -> dict[str, int]:
+        grids = grid_sizes(params, shapes)
+        out = {"mean": sum(p * d * 4 for p, d in grids), "cov": sum(p * d * d * 4 for p, d in grids)}
         if params.reduction == "pca":
-            out["pca"] = (d + 1) * total * 4
-        return {**out, "backbone": full_param_count(backbone) * 4}
+            out["pca"] = (params.d + 1) * sum(c for c, _, _ in shapes.values()) * 4
+        return out
+
+    @classmethod
+    def predict_memory(cls, params: PadimParams, backbone: str, layers: list[str], size: int, n_train: int,
+                       n_test: int, batch: int) -> MethodMemory:
+        """PaDiM's memory (bytes; see :meth:`Method.predict_memory`). State: mean and factor
+        (:meth:`predict_state_nbytes`). Fit: the float64 co-moment and mean where
+        :func:`accumulator_dtype` chooses float64 (a float32 one is freed chunk by chunk as the
+        smaller factor is written, so the state covers it), 3 chunks of :data:`CHUNK_BYTES`, the
+        batch's embedding with its accumulator-precision copy (and, under PCA, every channel
+        before the projection), and PCA's patch sample (3 float64 copies, host RAM). Scoring: the
+        batch's embedding, centred and projected (12 bytes per value)."""
+        shapes = layer_shapes(backbone, layers, size)
+        grids = grid_sizes(params, shapes)
+        wide = [accumulator_dtype(p, d) == torch.float64 for p, d in grids]
+        embed = sum(p * d * (8 + (8 if w else 4)) for (p, d), w in zip(grids, wide))
+        pca = 0
+        if params.reduction == "pca":
+            finest, total = grids[0][0], sum(c for c, _, _ in shapes.values())
+            pca = 3 * min(finest, math.ceil(params.pca_samples / max(1, n_train))) * n_train * total * 8
+            embed += finest * total * 8  # every channel is embedded before the projection
+        names = {"mean": "Gaussian means (float32)", "cov": "covariance factors (float32)",
+                 "pca": "PCA projection (float32)"}
+        return MethodMemory(
+            state={names[k]: v for k, v in cls._state_bytes(params, shapes).items()},
+            fit={"co-moment and mean (float64)": sum(p * d * (d + 1) * 8 for (p, d), w in zip(grids, wide) if w),
+                 "factorisation chunks": 3 * CHUNK_BYTES, "PCA samples (float64)": pca,
+                 "embeddings of a batch": min(batch, n_train) * embed},
+            score={"embeddings of a batch": min(batch, n_test) * sum(p * d * 12 for p, d in grids)},
+            host=frozenset({"PCA samples (float64)"}), grows_with_train=False,
+            advice=("a smaller method.d (the co-moment and factor grow with d squared)",))
 
     @property
     def d(self) -> int:
@@ -375,7 +437,8 @@ class Padim(Method):
         for images in batches:
             parts = self.layer_features(images) if self.params.combine == "sum" else [self.embed(images)]
             if not self.gaussians:
-                self.gaussians = [GaussianGrid(int(p.shape[1]), self.params, self.device) for p in parts]
+                self.gaussians = [GaussianGrid(int(p.shape[1]), self.params, self.device, **self._grid_knobs)
+                                  for p in parts]
             for g, x in zip(self.gaussians, parts):
                 if x.shape[1]:
                     g.update(x)
@@ -479,7 +542,7 @@ class Padim(Method):
             raise PadimBenchError("state was fitted with other random channels or another combine (seed, d differ)")
         self.gaussians = []
         for gs in state["gaussians"]:
-            g = GaussianGrid(int(gs["mean"].shape[1]), self.params, self.device)
+            g = GaussianGrid(int(gs["mean"].shape[1]), self.params, self.device, **self._grid_knobs)
             g.load(gs)
             self.gaussians.append(g)
         to = (lambda t: None if t is None else t.to(self.device))  # noqa: E731
@@ -508,6 +571,8 @@ class Padim(Method):
             "embedding_channels": sum(self.channels),
             "channel_indices": None if self.params.reduction == "pca" else self.idx.tolist(),
             "grids": [list(g.grid) for g in self.gaussians],
+            "accumulator_dtypes": [str(g.accumulate_dtype(g.grid[0] * g.grid[1])).removeprefix("torch.")
+                                   for g in self.gaussians],
             "n_train": self.n_train,
         }
 

@@ -19,6 +19,7 @@ Memory (paper Table VIII convention): WR50 layer1..3 maps plus the pooled vector
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 
 from ..backbones import full_param_count, layer_shapes
 from ..errors import ConfigError, PadimBenchError
-from .base import METHODS, Method, MethodSpec
+from .base import METHODS, Method, MethodMemory, MethodSpec
 from .knn import knn
 
 
@@ -102,6 +103,35 @@ class Spade(Method):
         per = cls.bytes_per_image({k: v[0] for k, v in shapes.items()}, {k: v[1:] for k, v in shapes.items()},
                                   params.pool_layer)
         return {"bank": per * n_train, "backbone": full_param_count(backbone) * 4}
+
+    @classmethod
+    def predict_memory(cls, params: SpadeParams, backbone: str, layers: list[str], size: int, n_train: int,
+                       n_test: int, batch: int) -> MethodMemory:
+        """SPADE's memory (bytes; see :meth:`Method.predict_memory`), all in host RAM (features go
+        to the CPU): the state is the feature bank (``n_train x`` :meth:`bytes_per_image`; on disk
+        under ``bank: mmap``); fit: a batch's features; scoring: a batch's features, the pixel
+        maps of the K nearest images gathered for one test image (``concat``: upsampled and
+        concatenated, twice) and one distance block pair (``chunk`` x the finest grid)."""
+        shapes = layer_shapes(backbone, cls.extractor_layers(params, layers), size)
+        pixel = [v for k, v in shapes.items() if k != params.pool_layer]
+        per_image = cls.bytes_per_image({k: v[0] for k, v in shapes.items()}, {k: v[1:] for k, v in shapes.items()},
+                                        params.pool_layer)
+        k = min(params.k, max(1, n_train))
+        finest = max(h * w for _, h, w in pixel)
+        if params.combine == "concat":
+            gathered = k * finest * sum(c for c, _, _ in pixel) * 4 * 2
+        else:
+            gathered = k * max(c * h * w for c, h, w in pixel) * 4
+        bank, features = "feature bank (float32)", "features of a batch"
+        mem = MethodMemory(
+            state={bank: n_train * per_image}, fit={features: min(batch, n_train) * per_image},
+            score={features: min(batch, n_test) * per_image, "gathered nearest-image maps": gathered,
+                   "distance blocks": 2 * finest * params.chunk * 4},
+            host=frozenset({bank, features, "gathered nearest-image maps", "distance blocks"}),
+            advice=("method.bank: mmap (the bank on disk)",) if params.bank == "memory" else ())
+        if params.bank == "mmap":
+            return dataclasses.replace(mem, disk=frozenset({bank}), disk_folder=params.bank_dir)
+        return mem
 
     @classmethod
     def predict_score_cost(cls, params: SpadeParams, backbone: str, layers: list[str], size: int,

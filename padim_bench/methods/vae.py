@@ -56,6 +56,7 @@ more epochs), the seed, the encoder (backbone, weights source, layer) and the tr
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -72,7 +73,7 @@ from torch import Tensor, nn
 from torchvision.transforms import InterpolationMode
 
 from ..errors import ConfigError, PadimBenchError
-from .base import METHODS, Method, MethodSpec
+from .base import METHODS, Method, MethodMemory, MethodSpec
 
 CHECKPOINT_VERSION = 1
 DECODER_WIDTHS = (512, 256, 128, 64, 32, 16)  # widest first; one entry per upsampling stage + 1
@@ -255,16 +256,33 @@ class Vae(Method):
                              n_train: int) -> dict[str, int]:
         """float32 bytes of the encoder and decoder parameters, from the architecture built on the
         ``meta`` device (no weights, no memory); equals :meth:`state_nbytes` after fitting and does
-        not depend on ``size`` or ``n_train`` (paper Table VIII: 0.09 GB for its VAE)."""
-        from ..backbones import check_layers, layer_shapes, meta_trunk
+        not depend on ``size`` or ``n_train`` (paper Table VIII: 0.09 GB for its VAE).
 
-        layers = list(check_layers(backbone, layers))
+        Raises:
+            ConfigError: unknown backbone or layer, or not exactly one layer."""
         cls.check_embedding(params, {k: 0 for k in layers})
-        ((channels, h, _),) = layer_shapes(backbone, layers, size).values()
-        trunk = meta_trunk(backbone, layers)
-        with torch.device("meta"):
-            net = VaeNet(nn.Identity(), trunk, layers[0], channels, size // h, params.latent_channels)
-        return {k: v * 4 for k, v in _param_counts(net).items()}
+        counts, _ = _meta_net_bytes(backbone, tuple(layers), size, params.latent_channels)
+        return {k: v * 4 for k, v in counts.items()}
+
+    @classmethod
+    def predict_memory(cls, params: VaeParams, backbone: str, layers: list[str], size: int, n_train: int,
+                       n_test: int, batch: int) -> MethodMemory:
+        """The VAE's memory (bytes; see :meth:`Method.predict_memory`); it trains its own copy of
+        the trunk, so the frozen backbone's activations are not counted. State: encoder and
+        decoder (:meth:`predict_state_nbytes`). Fit: gradients and Adam's two moments (3 x the
+        parameters), the training images (uint8, kept for the epochs) and 2 x the layer outputs
+        of a training batch (``method.batch_size``; kept for the backward pass, then their
+        gradients). Scoring: ``ACTIVATION_FRACTION`` of a scoring batch's layer outputs."""
+        from ..memory.activations import ACTIVATION_FRACTION
+
+        state = cls.predict_state_nbytes(params, backbone, layers, size, n_train)
+        _, per_image = _meta_net_bytes(backbone, tuple(layers), size, params.latent_channels)
+        return MethodMemory(
+            state={f"{k} parameters (float32)": v for k, v in state.items()},
+            fit={"gradients and Adam moments": 3 * sum(state.values()), "training images (uint8)": n_train * 3 * size * size,
+                 "training activations": 2 * params.batch_size * per_image},
+            score={"activations of a batch": int(min(batch, n_test) * ACTIVATION_FRACTION * per_image)},
+            runs_backbone=False)
 
     def attach_progress(self, progress: Any) -> None:
         """Report training in ``progress`` (a ``rich.progress.Progress`` already started) instead of
@@ -543,6 +561,24 @@ class Vae(Method):
 
     def describe(self) -> dict[str, Any]:
         return dict(self.info) if self.info else {"param_counts": self.param_counts()}
+
+
+@functools.lru_cache(maxsize=16)
+def _meta_net_bytes(backbone: str, layers: tuple[str, ...], size: int, latent: int) -> tuple[dict[str, int], int]:
+    """The VAE built on the ``meta`` device for ``size`` x ``size`` inputs: its parameter counts
+    (:func:`_param_counts`) and the float32 bytes of every layer output of one image's forward pass.
+
+    Raises:
+        ConfigError: unknown backbone or layer.
+    """
+    from ..backbones import layer_shapes
+    from ..memory.activations import leaf_output_bytes, meta_trunk
+
+    ((channels, h, _),) = layer_shapes(backbone, layers, size).values()
+    trunk, checked = meta_trunk(backbone, layers)
+    with torch.device("meta"):
+        net = VaeNet(nn.Identity(), trunk, checked[0], channels, size // h, latent)
+    return _param_counts(net), leaf_output_bytes(net, (1, 3, size, size))
 
 
 def _param_counts(net: VaeNet) -> dict[str, int]:

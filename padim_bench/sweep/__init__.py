@@ -2,8 +2,8 @@
 local process pool or by Ray (``padim-bench sweep``).
 
 Modules: :mod:`~padim_bench.sweep.plan` (expansion, finished jobs, run folders),
-:mod:`~padim_bench.sweep.memory` (predicted memory of a job), :mod:`~padim_bench.sweep.execute`
-(scheduler, local and Ray backends), :mod:`~padim_bench.sweep.worker` (what a worker runs) and
+:mod:`~padim_bench.sweep.execute` (scheduler, local and Ray backends; a job's predicted memory comes
+from :mod:`padim_bench.memory`), :mod:`~padim_bench.sweep.worker` (what a worker runs) and
 :mod:`~padim_bench.sweep.driver` (the command: dry run, progress, index, error records).
 
 Nothing is imported here: a worker process loads :mod:`~padim_bench.sweep.worker` before numpy

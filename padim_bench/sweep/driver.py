@@ -25,7 +25,7 @@ from ..errors import PadimBenchError
 from ..output import atomic_write_json
 from .execute import (MEMORY_FRACTION, LocalBackend, MemoryScheduler, RayBackend, cpu_cores, drive, import_ray,
                       ray_nodes)
-from ..memcheck import available_ram_bytes
+from ..memory import available_ram_bytes
 from .plan import INDEX_NAME, Job, SweepPlan, consolidate_run, job_row
 
 
@@ -77,7 +77,7 @@ def dry_run_table(plan: SweepPlan, sizing: dict[str, Any] | None, ray_threads: i
     ``sizing`` None, what the Ray executor will ask the cluster for: it is not contacted)."""
     t = Table(title=escape(f"sweep {plan.path}: {len(plan.jobs)} jobs -> {plan.out}"),
               caption="memory: predicted peak resident memory of the job's process, GB = 1e9 bytes "
-                      "(padim_bench/sweep/memory.py); * image counts not scanned here (MVTec AD paper's, or assumed)",
+                      "(padim_bench/memory/model.py); * image counts not scanned here (MVTec AD paper's, or assumed)",
               caption_justify="left")
     for col in ("job", "variant", "axes", "category", "train / test", "memory GB", "status"):
         t.add_column(col, justify="right" if col in ("train / test", "memory GB") else "left",

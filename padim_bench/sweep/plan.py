@@ -23,10 +23,23 @@ from typing import Any
 
 from ..config import ExperimentRun, RunConfig, expand_experiments
 from ..errors import ConfigError, DataError, PadimBenchError
-from .memory import FALLBACK_COUNTS, MVTEC_COUNTS, PROCESS_BYTES, MemoryEstimate, predict_job_memory
+from ..memory import PROCESS_BYTES, MemoryPrediction, predict_memory
 
 INDEX_NAME = "sweep.json"  # never results.json: the tables read only run folders
 ERRORS_DIR = "_errors"
+
+#: MVTec AD images per category (Bergmann et al., "MVTec AD -- A Comprehensive Real-World Dataset
+#: for Unsupervised Anomaly Detection", CVPR 2019, Table 1): (train, test good + defective).
+#: Totals 3,629 train and 1,725 test. Used when a category's folder is not on this machine (a dry
+#: run of the full dataset), so memory can still be predicted.
+MVTEC_COUNTS: dict[str, tuple[int, int]] = {
+    "bottle": (209, 83), "cable": (224, 150), "capsule": (219, 132), "carpet": (280, 117),
+    "grid": (264, 78), "hazelnut": (391, 110), "leather": (245, 124), "metal_nut": (220, 115),
+    "pill": (267, 167), "screw": (320, 160), "tile": (230, 117), "toothbrush": (60, 42),
+    "transistor": (213, 100), "wood": (247, 79), "zipper": (240, 151),
+}  # fmt: skip
+#: counts assumed for a category neither on disk nor in MVTEC_COUNTS (the largest MVTec AD ones)
+FALLBACK_COUNTS = (391, 167)
 
 
 @dataclass
@@ -40,7 +53,8 @@ class Job:
         config: the run's config restricted to ``category`` (same config and run hash).
         n_train, n_test: image counts used for the memory prediction; ``counts`` says where
             they come from: ``scanned``, ``MVTec AD paper`` or ``assumed``.
-        memory: predicted peak resident memory (bytes; see :mod:`padim_bench.sweep.memory`).
+        memory: predicted memory; ``memory.total`` is the peak resident bytes of the job's process
+            (see :mod:`padim_bench.memory.model`).
         status: ``finished``, ``todo`` or ``conflict``; ``reason`` explains it.
         data_error: why the category folder could not be scanned (the job then fails with the
             runner's own error when it runs).
@@ -53,7 +67,7 @@ class Job:
     n_train: int
     n_test: int
     counts: str
-    memory: MemoryEstimate
+    memory: MemoryPrediction
     status: str = "todo"
     reason: str = ""
     data_error: str | None = None
@@ -179,7 +193,7 @@ def plan_sweep(path: str | Path, sets: list[str] | None = None, *, dry_run: bool
                 n_train, n_test, counts, data_error = len(split.train), len(split.test), "scanned", None
             cfg = dataclasses.replace(r.config, dataset=dataclasses.replace(r.config.dataset, categories=[category]))
             job = Job(f"{r.run_name}/{category}", r, category, cfg, n_train, n_test, counts,
-                      predict_job_memory(cfg, n_train, n_test, process_bytes), data_error=data_error,
+                      predict_memory(cfg, n_train, n_test, process_bytes=process_bytes), data_error=data_error,
                       data_error_type=type(split).__name__ if data_error else None)
             if force:
                 job.status, job.reason = "todo", "--force"
