@@ -234,6 +234,34 @@ def child_fit(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _scoring_model(args: argparse.Namespace, cfg, split, method) -> tuple[int, str]:
+    """Load the model the last fit child saved into ``method`` or, failing that, fit it (untimed)
+    on the first ``INFER_FIT_N`` training images; returns the training images it saw and how it
+    was obtained."""
+    import dataclasses
+
+    import torch
+
+    from padim_bench.errors import PadimBenchError
+    from padim_bench.steps import fit_category
+    from padim_bench.store import load_model_state
+
+    source = "refit"
+    if args.load_state:  # the model fitted (and saved) by the last fit child
+        try:
+            method.load_state_dict(load_model_state(args.load_state))
+            return method.n_train, f"loaded from the last fit child ({args.load_state})"
+        except (KeyError, OSError, RuntimeError, PadimBenchError) as e:  # e.g. the package changed meanwhile
+            print(f"warning: cannot load {args.load_state} ({type(e).__name__}: {e}); refitting on "
+                  f"{INFER_FIT_N} images", file=sys.stderr)
+            source = f"refit on {INFER_FIT_N} images (loading the saved model failed: {type(e).__name__}: {e})"
+    n_fit = min(INFER_FIT_N, len(split.train))
+    if source == "refit":
+        source = f"refit on {n_fit} training images (untimed)"
+    fit_category(cfg, method, dataclasses.replace(split, train=split.train[:n_fit]), torch.device("cpu"))
+    return n_fit, source
+
+
 def child_infer(args: argparse.Namespace) -> dict[str, Any]:
     import dataclasses
 
@@ -241,30 +269,13 @@ def child_infer(args: argparse.Namespace) -> dict[str, Any]:
 
     from padim_bench.data.images import load_image
     from padim_bench.data.transforms import Preprocess
-    from padim_bench.errors import PadimBenchError
-    from padim_bench.steps import fit_category, score_batch, score_category, time_category
-    from padim_bench.store import load_model_state
+    from padim_bench.steps import score_batch, score_category, time_category
 
     cfg, split, method = _child_setup(args.key, args.data_root, args.timing_images)
     ds, rt = cfg.dataset, cfg.runtime
     prep = Preprocess(ds.resize, ds.crop, ds.interpolation)
     cpu = torch.device("cpu")
-    source = "refit"
-    if args.load_state:  # the model fitted (and saved) by the last fit child
-        try:
-            method.load_state_dict(load_model_state(args.load_state))
-            source = f"loaded from the last fit child ({args.load_state})"
-        except (KeyError, OSError, RuntimeError, PadimBenchError) as e:  # e.g. the package changed meanwhile
-            print(f"warning: cannot load {args.load_state} ({type(e).__name__}: {e}); refitting on "
-                  f"{INFER_FIT_N} images", file=sys.stderr)
-            source = f"refit on {INFER_FIT_N} images (loading the saved model failed: {type(e).__name__}: {e})"
-    if source.startswith("loaded"):
-        n_fit = method.n_train
-    else:
-        n_fit = min(INFER_FIT_N, len(split.train))
-        if source == "refit":
-            source = f"refit on {n_fit} training images (untimed)"
-        fit_category(cfg, method, dataclasses.replace(split, train=split.train[:n_fit]), cpu)
+    n_fit, source = _scoring_model(args, cfg, split, method)
 
     n_warm = min(WARMUP_IMAGES, len(split.test))
     chosen = list(split.test[: n_warm + rt.timing_images])  # the images time_category uses
