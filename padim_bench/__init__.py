@@ -3,7 +3,8 @@
 The package is laid out along the data flow::
 
     config -> data (datasets, transforms) -> backbones (feature taps) -> methods (PaDiM, ...)
-           -> metrics (ROC-AUC, PRO) -> profiling (time, memory) -> runner -> output (tables, files)
+           -> metrics (ROC-AUC, PRO) -> profiling (time, memory) -> steps (fit, score, time, evaluate)
+           -> runner -> store (the run folder, results files) -> output (tables)
 
 ``cli`` is the only module that knows about the command line; nothing imports it.
 """

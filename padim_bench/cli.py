@@ -277,8 +277,7 @@ def table(
     group means over fewer categories than the paper's say so ([2/15]).
     """
     _show_warnings()
-    from . import tables
-    from .output import RUN_FILES, atomic_write_text
+    from . import store, tables
 
     roman = {"I": "1", "II": "2", "III": "3", "IV": "4", "V": "5", "VI": "6", "VII": "7", "VIII": "8"}
     number = roman.get(number.upper(), number)
@@ -292,11 +291,11 @@ def table(
                 raise PadimBenchError(f"--output {output}: is a folder; give a file name")
             if not output.parent.is_dir():
                 raise PadimBenchError(f"--output {output}: the folder {output.parent} does not exist or is not a folder")
-            run_files = (*RUN_FILES, "run.json")
-            if output.name in run_files or any((output.parent / f).is_file() for f in ("results.json", "run.json")):
+            run_files = (*store.RUN_FILES, store.RUN_INFO)
+            if output.name in run_files or any((output.parent / f).is_file() for f in (store.RESULTS, store.RUN_INFO)):
                 raise PadimBenchError(f"--output {output}: a run's folder or file (a run writes {', '.join(run_files)}); "
                                       "write the table elsewhere")
-        records = tables.load_records(results or [])
+        records = store.read_results(results or [])
         parts = tables.build(number, records)
     except PadimBenchError as e:
         _fail(e)
@@ -310,7 +309,7 @@ def table(
         sys.stdout.write(text)
     else:
         try:
-            atomic_write_text(output, text)
+            store.atomic_write_text(output, text)
         except OSError as e:
             _fail(PadimBenchError(f"--output {output}: cannot write there ({e.strerror or e})"))
         out_console.print(f"written: {output}")
@@ -334,15 +333,15 @@ def check(
     from rich.table import Table
 
     from . import check as C
-    from . import tables
+    from .store import read_run
 
     try:
         tol = C.parse_tolerances(tolerance)
-        (record,) = _one(tables.load_records([results]), results)
+        record = read_run(results)
         if against == "paper":
             rows = C.against_paper(record, tol)
         else:
-            (baseline,) = _one(tables.load_records([Path(against)]), against)
+            baseline = read_run(against)
             if baseline.get("config_hash") != record.get("config_hash"):
                 diff = C.config_differences(record, baseline)
                 err_console.print(f"[yellow]warning:[/] config hash {record.get('config_hash')} differs from the "
@@ -374,12 +373,6 @@ def check(
     if not enforced:  # a gate that checked nothing must not pass
         _fail(PadimBenchError(f"nothing was enforced: no cell of {against} covers what {results} measured "
                               "(see the information rows); a regression check needs at least one"))
-
-
-def _one(records: list, path) -> list:
-    if len(records) != 1:
-        raise PadimBenchError(f"{path}: expected one results.json, found {len(records)}")
-    return records
 
 
 @app.command("report")

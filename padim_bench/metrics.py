@@ -18,6 +18,8 @@ All functions return ``None`` when the metric is undefined (a single class prese
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
@@ -69,15 +71,64 @@ def image_roc_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     return float(roc_auc_score(y, s))
 
 
-def pixel_roc_auc(maps: np.ndarray, masks: np.ndarray) -> float | None:
-    """Pixel-level ROC-AUC (anomaly localization), every pixel of every image being one sample.
+@dataclass(frozen=True)
+class PixelRoc:
+    """The ROC over every pixel of a category, from one sort of its pixel scores: what
+    :func:`pixel_roc_auc` integrates and what the report stores and thins.
+
+    Attributes:
+        fps, tps: int64 ``(K,)`` false and true positives at each distinct score (``map >= t``),
+            the highest score first (the last entry counts every pixel).
+        thresholds: ``(K,)`` those scores, in the maps' dtype.
+        auc: the ROC-AUC, ``sklearn.metrics.roc_auc_score``'s rule exactly (the trapezoidal area of
+            the curve without its collinear interior points, which leaves the curve unchanged).
+    """
+
+    fps: np.ndarray
+    tps: np.ndarray
+    thresholds: np.ndarray
+    auc: float
+
+    @property
+    def fpr(self) -> np.ndarray:
+        """float64 ``(K + 1,)`` false-positive rate of every point, from (0, 0)."""
+        return np.r_[0.0, self.fps / self.fps[-1]]
+
+    @property
+    def tpr(self) -> np.ndarray:
+        """float64 ``(K + 1,)`` true-positive rate of every point, from (0, 0)."""
+        return np.r_[0.0, self.tps / self.tps[-1]]
+
+
+def pixel_counts(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False and true positives at every distinct threshold, from one sort (what
+    ``sklearn.metrics.roc_curve`` and ``precision_recall_curve`` each sort for).
+
+    Args:
+        y: (P,) bool labels (True = anomalous pixel). s: (P,) float scores.
+
+    Returns:
+        ``(fps, tps, thresholds)``: int64, int64 and ``s``'s dtype, one entry per distinct score
+        from the highest down; entry ``i`` counts the pixels with ``s >= thresholds[i]``.
+    """
+    order = np.argsort(-s, kind="stable")
+    s_sorted = s[order]
+    tps = np.cumsum(y[order], dtype=np.int64)
+    del order
+    last = np.append(np.flatnonzero(s_sorted[1:] != s_sorted[:-1]), s.size - 1)
+    tps = tps[last]
+    return (last + 1) - tps, tps, s_sorted[last]
+
+
+def pixel_roc(maps: np.ndarray, masks: np.ndarray) -> PixelRoc | None:
+    """Pixel-level ROC (anomaly localization), every pixel of every image being one sample.
 
     Args:
         maps: (N, H, W) float32/float64 anomaly maps; higher means more anomalous.
         masks: (N, H, W) bool/uint8 ground-truth masks in {0, 1} (1 = anomalous pixel).
 
     Returns:
-        ROC-AUC in [0, 1] (``sklearn.metrics.roc_auc_score``), or None if only one class is present.
+        The curve and its area (:class:`PixelRoc`), or None if only one class is present.
 
     Raises:
         ValueError: maps not 3-D, shape mismatch, non-finite scores or masks not in {0, 1}.
@@ -86,7 +137,30 @@ def pixel_roc_auc(maps: np.ndarray, masks: np.ndarray) -> float | None:
     m = _binary(masks, "masks", s.shape)
     if m.all() or not m.any():
         return None
-    return float(roc_auc_score(m.ravel(), s.ravel()))
+    fps, tps, thresholds = pixel_counts(m.ravel(), s.ravel())
+    keep = slice(None)
+    if len(fps) > 2:  # sklearn's drop_intermediate: the corners only, so the sum is sklearn's exactly
+        keep = np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True]
+    area = curve_area(np.r_[0.0, fps[keep] / fps[-1]], np.r_[0.0, tps[keep] / tps[-1]])
+    return PixelRoc(fps, tps, thresholds, area)
+
+
+def pixel_roc_auc(maps: np.ndarray, masks: np.ndarray) -> float | None:
+    """Pixel-level ROC-AUC, :func:`pixel_roc`'s area (equal to ``sklearn.metrics.roc_auc_score``
+    over the flattened pixels).
+
+    Args:
+        maps: (N, H, W) float32/float64 anomaly maps; higher means more anomalous.
+        masks: (N, H, W) bool/uint8 ground-truth masks in {0, 1} (1 = anomalous pixel).
+
+    Returns:
+        ROC-AUC in [0, 1], or None if only one class is present.
+
+    Raises:
+        ValueError: maps not 3-D, shape mismatch, non-finite scores or masks not in {0, 1}.
+    """
+    roc = pixel_roc(maps, masks)
+    return None if roc is None else roc.auc
 
 
 def pro_curve(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -174,12 +248,29 @@ def curve_area(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0))
 
 
-def pro_auc(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3) -> float | None:
-    """Normalized area under the PRO curve up to ``fpr_limit`` (PaDiM paper Sec. IV: 0.3).
+@dataclass(frozen=True)
+class ProCurve:
+    """The PRO curve up to the FPR limit and its normalised area: what :func:`pro_auc` integrates
+    and what the report stores and thins.
+
+    Attributes:
+        fpr, pro: float64 ``(K,)`` :func:`pro_curve_to_limit`'s points, from (0, 0) to FPR
+            ``fpr_limit``.
+        fpr_limit: the upper FPR bound (a fraction in (0, 1]).
+        area: ``curve_area(fpr, pro) / fpr_limit`` clipped to [0, 1] (the PRO score).
+    """
+
+    fpr: np.ndarray
+    pro: np.ndarray
+    fpr_limit: float
+    area: float
+
+
+def pro_to_limit(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3) -> ProCurve | None:
+    """The PRO curve up to ``fpr_limit`` and its normalised area (PaDiM paper Sec. IV: 0.3).
 
     The curve is linearly interpolated at exactly ``fpr_limit``, integrated with the trapezoidal
-    rule over FPR in [0, fpr_limit] and divided by ``fpr_limit`` (the curve integrated is
-    :func:`pro_curve_to_limit`'s).
+    rule over FPR in [0, fpr_limit] and divided by ``fpr_limit``.
 
     Args:
         maps: (N, H, W) float32/float64 anomaly maps; higher means more anomalous.
@@ -187,7 +278,7 @@ def pro_auc(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3) -> floa
         fpr_limit: upper FPR bound of the integral, a fraction in (0, 1].
 
     Returns:
-        Normalized area in [0, 1], or None if the masks have no anomalous or no normal pixel.
+        :class:`ProCurve`, or None if the masks have no anomalous or no normal pixel.
 
     Raises:
         ValueError: malformed input (see ``pixel_roc_auc``) or ``fpr_limit`` not in (0, 1].
@@ -200,7 +291,25 @@ def pro_auc(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3) -> floa
         return None
     x, y = pro_curve_to_limit(s, m, fpr_limit)
     area = curve_area(x, y) / fpr_limit
-    return min(max(area, 0.0), 1.0)
+    return ProCurve(x, y, float(fpr_limit), min(max(area, 0.0), 1.0))
+
+
+def pro_auc(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3) -> float | None:
+    """Normalized area under the PRO curve up to ``fpr_limit``: :func:`pro_to_limit`'s area.
+
+    Args:
+        maps: (N, H, W) float32/float64 anomaly maps; higher means more anomalous.
+        masks: (N, H, W) bool/uint8 ground-truth masks in {0, 1} (1 = anomalous pixel).
+        fpr_limit: upper FPR bound of the integral, a fraction in (0, 1].
+
+    Returns:
+        Normalized area in [0, 1], or None if the masks have no anomalous or no normal pixel.
+
+    Raises:
+        ValueError: malformed input (see ``pixel_roc_auc``) or ``fpr_limit`` not in (0, 1].
+    """
+    curve = pro_to_limit(maps, masks, fpr_limit)
+    return None if curve is None else curve.area
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,20 +1,16 @@
-"""Result files and tables: atomic JSON / CSV / Markdown writes and the rich terminal table.
+"""A run's tables: the rich terminal table and the CSV / Markdown text of ``results.csv`` / ``.md``.
 
-A run's record (``results.json``) holds the resolved config, its hash, the environment and one
-entry per category. Tables show metrics in percent (as the paper does) with textures / objects /
-all means; times in seconds; memory in GB = 1e9 bytes. A run with random backbone weights is
-labelled so in every table and file.
+A run's record (``results.json``, written by :mod:`padim_bench.store`) holds the resolved config,
+its hash, the environment and one entry per category. Tables show metrics in percent (as the paper
+does) with textures / objects / all means; times in seconds; memory in GB = 1e9 bytes. A run with
+random backbone weights is labelled so in every table and file.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
-import os
-import tempfile
-from pathlib import Path
 from typing import Any, Iterable
 
 from rich.table import Table
@@ -32,44 +28,6 @@ def random_note(record: dict[str, Any]) -> str | None:
     if m["weights"] != "random":
         return None
     return RANDOM_INIT_NOTE if m["name"] in TRAINED_BACKBONE_METHODS else RANDOM_WEIGHTS_NOTE
-
-
-def atomic_write_bytes(path: str | Path, blob: bytes) -> None:
-    """Write ``blob`` to ``path`` via a temporary file in the same folder and ``os.replace``, so
-    a crash never leaves a partial file; permissions follow the umask, as a plain open would."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """:func:`atomic_write_bytes` of ``text`` in UTF-8 (newlines written as given)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    """:func:`atomic_write_text` of ``obj`` as indented JSON (NaN is not allowed: use null)."""
-    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
-
-
-def write_json_and_markdown(stem: str | Path, record: Any, markdown: str) -> None:
-    """A benchmark's result pair: ``<stem>.json`` (``record``) and ``<stem>.md`` (``markdown``),
-    each written atomically."""
-    stem = Path(stem)
-    atomic_write_json(stem.with_suffix(".json"), record)
-    atomic_write_text(stem.with_suffix(".md"), markdown)
 
 
 NOT_ASKED = "n/a"  # a metric the config did not ask for (``undefined`` is a metric that cannot be computed)
@@ -212,17 +170,3 @@ def csv_table(record: dict[str, Any]) -> str:
         w.writerow({**{k: ("" if v is None else v) for k, v in r.items()},
                     "method": m["name"], "backbone": m["backbone"], "weights": m["weights"]})
     return buf.getvalue()
-
-
-RUN_FILES = ("results.json", "results.csv", "results.md")
-"""The result files a run writes into its folder (:func:`write_run_files`), beside ``run.json``."""
-
-
-def write_run_files(out_dir: str | Path, record: dict[str, Any]) -> list[Path]:
-    """Write ``results.json``, ``results.csv`` and ``results.md`` atomically into ``out_dir``."""
-    out = Path(out_dir)
-    files = [out / name for name in RUN_FILES]
-    atomic_write_json(files[0], record)
-    atomic_write_text(files[1], csv_table(record))
-    atomic_write_text(files[2], markdown_table(record))
-    return files

@@ -1,8 +1,9 @@
 """The paper's tables, side by side with measured results: reported value, ours, difference.
 
-Results are read from ``results.json`` files (never typed in). A measured row is matched to a
-paper row by method, backbone and, where the paper row says, ``d`` and layers; anything else is
-shown as an extra row, labelled with its own backbone. Group cells (textures / objects / all) say
+Results are run records read from ``results.json`` files (never typed in;
+:func:`padim_bench.store.read_results`). A measured row is matched to a paper row by method,
+backbone and, where the paper row says, ``d`` and layers; anything else is shown as an extra row,
+labelled with its own backbone. Group cells (textures / objects / all) say
 how many of the dataset's categories the mean covers (``2/15``): a partial mean is not the paper's
 number. Table VIII is computed from the architectures (``predict_state_nbytes``), with the paper's
 counting convention per cell.
@@ -12,10 +13,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import statistics
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
@@ -63,42 +62,6 @@ class TableData:
     rows: list[tuple[str, list[Cell]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unit: str = "%"
-
-
-# ------------------------------------------------------------------------------------- loading
-def load_records(paths: list[str | Path]) -> list[dict[str, Any]]:
-    """Read run records: each path a ``results.json`` or a folder searched for them; a file
-    reached twice is read once.
-
-    Raises:
-        PadimBenchError: a path that does not exist or holds no results, or an unreadable file.
-    """
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_file():
-            files.append(p)
-        elif p.is_dir():
-            found = sorted(p.rglob("results.json"))
-            if not found:
-                raise PadimBenchError(f"{p}: no results.json below this folder")
-            files += found
-        else:
-            raise PadimBenchError(f"results not found: {p}")
-    out = []
-    seen: set[Path] = set()
-    for f in files:
-        if f.resolve() in seen:  # a run folder given beside the sweep folder that holds it: counted once
-            continue
-        seen.add(f.resolve())
-        try:
-            rec = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise PadimBenchError(f"{f}: not a readable results file ({e})") from None
-        if not isinstance(rec, dict) or "categories" not in rec or "config" not in rec:
-            raise PadimBenchError(f"{f}: not a padim-bench results.json (no 'config' / 'categories')")
-        rec["_path"] = str(f)
-        out.append(rec)
-    return out
 
 
 def _matches(spec: dict[str, Any], method: dict[str, Any]) -> bool:

@@ -140,7 +140,7 @@ def main() -> None:
     import torch
 
     from padim_bench.envinfo import environment
-    from padim_bench.output import write_json_and_markdown
+    from padim_bench.store import write_json_and_markdown
 
     start, started = list(os.getloadavg()), time.time()
     record = {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "repeats": args.repeats,

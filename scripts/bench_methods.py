@@ -22,8 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from padim_bench.output import atomic_write_json, atomic_write_text  # noqa: E402
-from padim_bench.tables import load_records  # noqa: E402
+from padim_bench.store import atomic_write_json, atomic_write_text, read_run  # noqa: E402
 
 CONFIGS = ["configs/mvtec_effl0.yaml", "configs/mvtec_spade_effl0.yaml", "configs/mvtec_vae_cpu.yaml"]
 
@@ -52,7 +51,7 @@ def main() -> int:
         if not (out / "results.json").exists():
             print(f"skipped {cfg}: no results in {out} (use --run)", file=sys.stderr)
             continue
-        (rec,) = load_records([out / "results.json"])
+        rec = read_run(out)
         (c,) = [c for c in rec["categories"] if c["category"] == args.category]
         t, m = c["time"], c["memory"]
         env = c.get("environment") or rec["environment"]

@@ -15,8 +15,8 @@ Rows (paper protocol: resize 256 bicubic, centre crop 224, layer1..layer3, epsil
 What is measured (CPU, DataLoader workers = 0, torch threads = os.cpu_count(), seed 0):
 
 * fit: every measurement is a FRESH child process (this script with ``--child fit``) that loads the
-  backbone, builds PaDiM, then fits on the first N training images exactly as
-  ``padim_bench.runner.run_category`` does (``make_loader`` + ``Padim.fit`` inside
+  backbone, builds PaDiM, then fits on the first N training images with the run's own step
+  ``padim_bench.steps.fit_category`` (the training loader + ``Padim.fit`` inside
   ``padim_bench.profiling.measure``). The child prints one JSON line: the span's seconds, the peak
   RSS of the span (kernel VmHWM reset at span start), the RSS just before the fit (python + torch +
   backbone), the whole-process peak (``getrusage`` ru_maxrss, taken before and after the span since
@@ -24,12 +24,13 @@ What is measured (CPU, DataLoader workers = 0, torch threads = os.cpu_count(), s
   covariance update / Cholesky + inverse factor) obtained by wrapping the instance's methods.
 * flat memory: fit peak with N = 20 vs N = all (209) must agree within 10 %.
 * inference: one fresh child per backbone (``--child infer``) loads the model saved by the last fit
-  child (``runner.load_model_state`` + ``Padim.load_state_dict``; N = all, 20 with --quick) and then,
-  per repeat: ``padim_bench.runner._timing_pass`` (batch 1, 2 warm-up images, then the timing images:
+  child (``store.load_model_state`` + ``Padim.load_state_dict``; N = all, 20 with --quick) and then,
+  per repeat: ``padim_bench.steps.time_category`` (batch 1, 2 warm-up images, then the timing images:
   end-to-end = decode .. smoothed map, model-only = backbone .. smoothed map, mean per image); the
   backbone forward alone on the same pre-processed images (same layers, inference_mode, 2 warm-up
-  images); the batched scoring pass (batch 8) over the test set as the runner does it
-  (decode included, workers 0) and the same pass on pre-decoded tensors (model-only).
+  images); the batched scoring pass (batch 8) over the test set, ``padim_bench.steps.score_category``
+  (decode included, workers 0), and the same pass on pre-decoded tensors (model-only,
+  ``padim_bench.steps.score_batch``).
 * each timing figure is the median over repeats (WR50 fits: at most 2 repeats per N).
 
 Results: ``<out>.json`` and ``<out>.md`` (written atomically), and the Markdown table on stdout.
@@ -118,23 +119,14 @@ def _maxrss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kB
 
 
-def _score_and_postprocess(method, images, size, ev):
-    """What the runner does per scored batch: patch maps (and method image scores) -> smoothed maps."""
-    from padim_bench.methods.base import postprocess
-
-    if hasattr(method, "score_images"):
-        raw, image_scores = method.score_images(images)
-        return postprocess(raw, size, ev.sigma, ev.map_interpolation, image_scores)
-    return postprocess(method.score(images), size, ev.sigma, ev.map_interpolation)
-
-
 def _instrument_fit(method) -> tuple[dict[str, float], dict[str, Any]]:
     """Wrap (in this child process only; the package files are untouched) the pieces of the fit so
-    that their time adds up: ``embed_s`` (backbone + embedding), ``covariance_update_s`` (the
-    streaming mean / co-moment update) and ``inverse_factor_s`` (Cholesky + ``L^-1``), and record
-    the memory just before the factorisation. Works with the ``GaussianGrid`` layout
-    (``update`` / ``finalize``) and with the older ``Padim._inverse_factor``; what cannot be
-    attributed stays in ``other_s``. Overhead: a few ``perf_counter`` calls per batch."""
+    that their time adds up: ``decode_s`` (waiting for the next batch of the training loader),
+    ``embed_s`` (backbone + embedding), ``covariance_update_s`` (the streaming mean / co-moment
+    update) and ``inverse_factor_s`` (Cholesky + ``L^-1``), and record the memory just before the
+    factorisation. Works with the ``GaussianGrid`` layout (``update`` / ``finalize``) and with the
+    older ``Padim._inverse_factor``; what cannot be attributed stays in ``other_s``. Overhead: a
+    few ``perf_counter`` calls per batch."""
     import padim_bench.methods.padim as padim_mod
     from padim_bench.profiling import _vm_hwm
 
@@ -163,6 +155,23 @@ def _instrument_fit(method) -> tuple[dict[str, float], dict[str, Any]]:
     def after_factor() -> None:
         phase["rss_after_inverse_bytes"] = _rss()
 
+    class TimedBatches:  # re-iterable, as the runner's training batches are
+        def __init__(self, batches):
+            self.batches = batches
+
+        def __iter__(self):
+            it = iter(self.batches)
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    images = next(it)
+                except StopIteration:
+                    return
+                br["decode_s"] += time.perf_counter() - t0
+                yield images
+
+    fit = method.fit
+    method.fit = lambda batches: fit(TimedBatches(batches))
     method.embed = timed("embed_s", method.embed)
     grid_cls = getattr(padim_mod, "GaussianGrid", None)
     if grid_cls is not None and hasattr(grid_cls, "update") and hasattr(grid_cls, "finalize"):
@@ -181,41 +190,25 @@ def _instrument_fit(method) -> tuple[dict[str, float], dict[str, Any]]:
 
 
 def child_fit(args: argparse.Namespace) -> dict[str, Any]:
+    import dataclasses
     import gc
 
     import torch
 
-    from padim_bench.data.transforms import Preprocess, make_loader
-    from padim_bench.profiling import measure
+    from padim_bench.steps import fit_category
 
     cfg, split, method = _child_setup(args.key, args.data_root, 1)
     n = min(args.n, len(split.train))
-    ds, rt = cfg.dataset, cfg.runtime
-    prep = Preprocess(ds.resize, ds.crop, ds.interpolation)
+    rt = cfg.runtime
 
     br, phase = _instrument_fit(method)
-
-    def batches(loader):
-        it = iter(loader)
-        while True:
-            t0 = time.perf_counter()
-            try:
-                images, *_ = next(it)
-            except StopIteration:
-                return
-            br["decode_s"] += time.perf_counter() - t0
-            yield images
-
-    method.n_train_hint = n  # as runner.run_category sets it before fit
-    loader = make_loader(split.train[:n], prep, rt.batch_size, rt.workers)
     gc.collect()
     load_avg = os.getloadavg()
     rss_before = _rss()
     maxrss_before = _maxrss()  # peak of loading (read before measure() resets the high-water mark)
-    with measure(torch.device("cpu")) as span:
-        method.fit(batches(loader))
+    span = fit_category(cfg, method, dataclasses.replace(split, train=split.train[:n]), torch.device("cpu")).fit
     maxrss_after = _maxrss()
-    br["other_s"] = span.seconds - sum(br.values())
+    br["other_s"] = span["fit_s"] - sum(br.values())
     if phase.get("instrumented", "").startswith("Padim._inverse_factor"):
         br["covariance_update_s"], br["other_s"] = br["other_s"], 0.0
     state = method.state_nbytes()
@@ -224,9 +217,9 @@ def child_fit(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "mode": "fit", "key": args.key, "n_train": n, "batch_size": rt.batch_size, "workers": rt.workers,
         "torch_threads": torch.get_num_threads(), "load_avg_at_start": list(load_avg),
-        "fit_s": span.seconds,
-        "fit_peak_rss_bytes": span.peak_rss_bytes,
-        "rss_method": span.rss_method,
+        "fit_s": span["fit_s"],
+        "fit_peak_rss_bytes": span["fit_peak_rss_bytes"],
+        "rss_method": span["rss_method"],
         "rss_before_fit_bytes": rss_before,
         "rss_after_fit_bytes": _rss(),
         "process_peak_rss_bytes": max(maxrss_before, maxrss_after),
@@ -241,45 +234,56 @@ def child_fit(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def child_infer(args: argparse.Namespace) -> dict[str, Any]:
+def _scoring_model(args: argparse.Namespace, cfg, split, method) -> tuple[int, str]:
+    """Load the model the last fit child saved into ``method`` or, failing that, fit it (untimed)
+    on the first ``INFER_FIT_N`` training images; returns the training images it saw and how it
+    was obtained."""
+    import dataclasses
+
     import torch
 
-    from padim_bench.data.images import load_image
-    from padim_bench.data.transforms import Preprocess, make_loader
     from padim_bench.errors import PadimBenchError
-    from padim_bench.profiling import measure
-    from padim_bench.runner import _timing_pass
+    from padim_bench.steps import fit_category
+    from padim_bench.store import load_model_state
 
-    cfg, split, method = _child_setup(args.key, args.data_root, args.timing_images)
-    ds, ev, rt = cfg.dataset, cfg.evaluation, cfg.runtime
-    prep = Preprocess(ds.resize, ds.crop, ds.interpolation)
     source = "refit"
     if args.load_state:  # the model fitted (and saved) by the last fit child
-        from padim_bench.runner import load_model_state
-
         try:
             method.load_state_dict(load_model_state(args.load_state))
-            source = f"loaded from the last fit child ({args.load_state})"
+            return method.n_train, f"loaded from the last fit child ({args.load_state})"
         except (KeyError, OSError, RuntimeError, PadimBenchError) as e:  # e.g. the package changed meanwhile
             print(f"warning: cannot load {args.load_state} ({type(e).__name__}: {e}); refitting on "
                   f"{INFER_FIT_N} images", file=sys.stderr)
             source = f"refit on {INFER_FIT_N} images (loading the saved model failed: {type(e).__name__}: {e})"
-    if source.startswith("loaded"):
-        n_fit = method.n_train
-    else:
-        n_fit = min(INFER_FIT_N, len(split.train))
-        if source == "refit":
-            source = f"refit on {n_fit} training images (untimed)"
-        method.n_train_hint = n_fit
-        method.fit(images for images, *_ in make_loader(split.train[:n_fit], prep, rt.batch_size, 0))
+    n_fit = min(INFER_FIT_N, len(split.train))
+    if source == "refit":
+        source = f"refit on {n_fit} training images (untimed)"
+    fit_category(cfg, method, dataclasses.replace(split, train=split.train[:n_fit]), torch.device("cpu"))
+    return n_fit, source
+
+
+def child_infer(args: argparse.Namespace) -> dict[str, Any]:
+    import dataclasses
+
+    import torch
+
+    from padim_bench.data.images import load_image
+    from padim_bench.data.transforms import Preprocess
+    from padim_bench.steps import score_batch, score_category, time_category
+
+    cfg, split, method = _child_setup(args.key, args.data_root, args.timing_images)
+    ds, rt = cfg.dataset, cfg.runtime
+    prep = Preprocess(ds.resize, ds.crop, ds.interpolation)
+    cpu = torch.device("cpu")
+    n_fit, source = _scoring_model(args, cfg, split, method)
 
     n_warm = min(WARMUP_IMAGES, len(split.test))
-    chosen = list(split.test[: n_warm + rt.timing_images])  # the images _timing_pass uses
+    chosen = list(split.test[: n_warm + rt.timing_images])  # the images time_category uses
     singles = [prep.image(load_image(s.path))[None] for s in chosen]
-    batched_samples = list(split.test[: args.batched_images])
+    batched = dataclasses.replace(split, test=split.test[: args.batched_images])
+    batched_samples = list(batched.test)
     pre_batches = [torch.cat([prep.image(load_image(s.path))[None] for s in batched_samples[i : i + rt.batch_size]])
                    for i in range(0, len(batched_samples), rt.batch_size)]
-    size = (prep.size, prep.size)
 
     def backbone_pass() -> float:
         times = []
@@ -292,27 +296,21 @@ def child_infer(args: argparse.Namespace) -> dict[str, Any]:
                     times.append(t1 - t0)
         return statistics.fmean(times)
 
-    def batched_pass() -> float:
-        t0 = time.perf_counter()
-        for images, *_ in make_loader(batched_samples, prep, rt.batch_size, 0):
-            _score_and_postprocess(method, images, size, ev)
-        return (time.perf_counter() - t0) / len(batched_samples)
-
     def batched_model_pass() -> float:
         t0 = time.perf_counter()
         for images in pre_batches:
-            _score_and_postprocess(method, images, size, ev)
+            score_batch(cfg, method, images)
         return (time.perf_counter() - t0) / len(batched_samples)
 
-    _score_and_postprocess(method, pre_batches[0], size, ev)  # batched warm-up
+    score_batch(cfg, method, pre_batches[0])  # batched warm-up
     reps = []
     for _ in range(args.repeats):
         load_avg = os.getloadavg()
-        with measure(torch.device("cpu")) as span1:
-            t = _timing_pass(method, cfg, split, prep)
+        timed = time_category(cfg, method, split, cpu)
+        t, span1 = timed.figures, timed.span
         bb = backbone_pass()
-        with measure(torch.device("cpu")) as spanb:
-            b_e2e = batched_pass()
+        spanb = score_category(cfg, method, batched, cpu).span
+        b_e2e = spanb.seconds / len(batched_samples)
         b_model = batched_model_pass()
         reps.append({
             "load_avg_at_start": list(load_avg),
@@ -494,13 +492,13 @@ DEFINITIONS = {
     "breakdown": "decode = time in the DataLoader's next(); backbone+embed = Padim.embed; cov update = "
                  "GaussianGrid.update (streaming mean / co-moment); Cholesky+inverse = GaussianGrid.finalize "
                  "(Padim._inverse_factor in older versions, where cov update is the remainder); other = the rest",
-    "end-to-end": "padim_bench.runner._timing_pass: load_image + Preprocess + Padim.score + postprocess "
+    "end-to-end": "padim_bench.steps.time_category: load_image + Preprocess + Padim.score + postprocess "
                   "(upsample, Gaussian filter, max), mean per image over the timing images",
     "model-only": "the same span without load_image + Preprocess",
     "backbone fwd": "method.extractor(image) (normalise + truncated trunk, same layers) under "
                     "torch.inference_mode on the same pre-processed images, mean per image after 2 warm-up",
-    "batched": "runner-style scoring over the first test images with make_loader(batch, workers 0) "
-               "(decode included) / images; batched model = the same on pre-decoded tensors",
+    "batched": "padim_bench.steps.score_category over the first test images (batch, workers 0; decode "
+               "included) / images; batched model = padim_bench.steps.score_batch on pre-decoded tensors",
     "scoring model": "the inference child loads the model saved by the last fit child (N = all "
                       "training images; N = 20 with --quick)",
 }
@@ -621,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from padim_bench.envinfo import environment
-    from padim_bench.output import write_json_and_markdown
+    from padim_bench.store import write_json_and_markdown
 
     import signal
 

@@ -75,13 +75,16 @@ def child_ours(args: argparse.Namespace) -> dict[str, Any]:
     t_import = time.perf_counter()
     import torch
 
+    import dataclasses
+
     from padim_bench.config import config_from_dict
     from padim_bench.data.images import load_image
     from padim_bench.data.mvtec import scan_category
-    from padim_bench.data.transforms import Preprocess, make_loader
-    from padim_bench.methods.base import postprocess
-    from padim_bench.profiling import measure  # VmHWM reset at span start: the same rule as the peer child
+    from padim_bench.data.transforms import Preprocess
     from padim_bench.runner import build_method, check_names
+    # the run's own steps; their spans (padim_bench.profiling.measure) reset VmHWM at the start, the
+    # same rule as the peer child
+    from padim_bench.steps import fit_category, score_batch, score_category, time_category
 
     import_s = time.perf_counter() - t_import
     if args.threads:
@@ -95,34 +98,21 @@ def child_ours(args: argparse.Namespace) -> dict[str, Any]:
         "method": {"name": "padim", "backbone": b["backbone"], "weights": "random",
                    "layers": ["layer1", "layer2", "layer3"], "d": b["d"], "seed": SEED, "epsilon": 0.01},
         "evaluation": {"sigma": 4.0, "map_interpolation": "bilinear"},
-        "runtime": {"device": "cpu", "batch_size": args.batch_size, "workers": 0},
+        "runtime": {"device": "cpu", "batch_size": args.batch_size, "workers": 0, "warmup_images": 2,
+                    "timing_images": args.b1_images},
         "output": {"dir": "results/bench/_unused"},
     })
     check_names(cfg)
     split = scan_category(args.data_root, CATEGORY)
     train = split.train[: args.n_train] if args.n_train else split.train
-    method = build_method(cfg, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    method = build_method(cfg, cpu)
+    fit = fit_category(cfg, method, dataclasses.replace(split, train=train), cpu).fit
+    timed = time_category(cfg, method, split, cpu)  # batch 1: file to smoothed map and score, per image
+    batched = score_category(cfg, method, split, cpu).span
+    n_warm = timed.figures["warmup_images"]
     prep = Preprocess(256, 224, "bicubic")
-    ev = cfg.evaluation
-    with measure("cpu") as fit:
-        method.fit(images for images, *_ in make_loader(train, prep, args.batch_size, 0))
-
-    n_warm = min(2, len(split.test) - 1)
-    chosen = split.test[: n_warm + args.b1_images]
-    times, pre = [], []
-    with measure("cpu") as b1:
-        for i, s in enumerate(chosen):
-            t0 = time.perf_counter()
-            img = prep.image(load_image(s.path))[None]
-            raw, scores = method.score_images(img)
-            postprocess(raw, (224, 224), ev.sigma, ev.map_interpolation, scores)
-            if i >= n_warm:
-                times.append(time.perf_counter() - t0)
-                pre.append(img)
-    with measure("cpu") as batched:
-        for images, *_ in make_loader(split.test, prep, args.batch_size, 0):
-            raw, scores = method.score_images(images)
-            postprocess(raw, (224, 224), ev.sigma, ev.map_interpolation, scores)
+    pre = [prep.image(load_image(s.path))[None] for s in split.test[n_warm : n_warm + args.b1_images]]
     with torch.inference_mode():  # the backbone forward alone, batch 1, same images
         for img in pre[:2]:
             method.extractor(img)
@@ -132,8 +122,7 @@ def child_ours(args: argparse.Namespace) -> dict[str, Any]:
         backbone_s = (time.perf_counter() - t0) / len(pre)
         t0 = time.perf_counter()
         for img in pre:
-            raw, scores = method.score_images(img)
-            postprocess(raw, (224, 224), ev.sigma, ev.map_interpolation, scores)
+            score_batch(cfg, method, img)
         model_s = (time.perf_counter() - t0) / len(pre)
 
     import padim_bench
@@ -141,10 +130,11 @@ def child_ours(args: argparse.Namespace) -> dict[str, Any]:
 
     return {
         "tool": "padim-bench", "backbone": b["backbone"], "d": b["d"], "n_train": len(train),
-        "n_test": len(split.test), "import_s": import_s, "rss_before_fit_bytes": fit.start_rss_bytes,
-        "fit_s": fit.seconds, "fit_peak_bytes": fit.peak_rss_bytes,
-        "infer_b1_s_per_image": statistics.fmean(times), "infer_b1_median_s": statistics.median(times),
-        "b1_images": len(times), "infer_b1_peak_bytes": b1.peak_rss_bytes,
+        "n_test": len(split.test), "import_s": import_s, "rss_before_fit_bytes": fit["fit_start_rss_bytes"],
+        "fit_s": fit["fit_s"], "fit_peak_bytes": fit["fit_peak_rss_bytes"],
+        "infer_b1_s_per_image": timed.figures["infer_s_per_image"],
+        "infer_b1_median_s": timed.figures["infer_s_per_image_median"],
+        "b1_images": timed.figures["timing_images"], "infer_b1_peak_bytes": timed.span.peak_rss_bytes,
         "infer_batched_s_per_image": batched.seconds / len(split.test), "infer_batched_peak_bytes": batched.peak_rss_bytes,
         "backbone_b1_s_per_image": backbone_s, "model_b1_s_per_image": model_s,
         "batch_size": args.batch_size, "channels_last": cfg.runtime.channels_last, "process_peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
@@ -348,7 +338,7 @@ def render(record: dict[str, Any]) -> str:
 
 
 def write(out: Path, record: dict[str, Any]) -> None:
-    from padim_bench.output import write_json_and_markdown
+    from padim_bench.store import write_json_and_markdown
 
     md = render(record)
     write_json_and_markdown(out, record, md)

@@ -13,13 +13,14 @@ sys.path.insert(0, str(ROOT))
 
 from padim_bench import tables  # noqa: E402
 from padim_bench.output import markdown_table  # noqa: E402
+from padim_bench.store import read_results  # noqa: E402
 
 RUNS = ["results/runs/mvtec_effl0", "results/runs/mvtec_spade_effl0", "results/runs/mvtec_vae_cpu"]
 
 
 def main() -> None:
     found = [ROOT / r for r in RUNS if (ROOT / r / "results.json").exists()]
-    for rec in tables.load_records(found):
+    for rec in read_results(found):
         env = rec["environment"]
         print(markdown_table(rec))
         print(f"_{rec['_path'].replace(str(ROOT) + '/', '')}: {env['cpu']}, {env['cpu_count']} cores, "
@@ -30,7 +31,7 @@ def main() -> None:
         paths = [ROOT / p for p in paths if (ROOT / p).exists()]
         if number != "8" and not paths:
             continue
-        for part in tables.build(number, tables.load_records(paths) if paths else []):
+        for part in tables.build(number, read_results(paths) if paths else []):
             print(tables.to_markdown(part))
 
 

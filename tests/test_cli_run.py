@@ -158,7 +158,7 @@ def test_forced_run_clears_the_other_runs_files_before_writing_its_run_file(tmp_
     written (an interrupted forced run must not leave the new run.json beside old results); the
     user's own files and a model cache inside the folder stay; the same run is left alone."""
     from padim_bench.config import config_from_dict
-    from padim_bench.runner import prepare_output
+    from padim_bench.store import claim_run_folder
 
     out = tmp_path / "out"
     (out / "categories").mkdir(parents=True)
@@ -175,46 +175,16 @@ def test_forced_run_clears_the_other_runs_files_before_writing_its_run_file(tmp_
 
     same = cfg(10)
     (out / "run.json").write_text(json.dumps({"run_hash": same.run_hash()}))
-    prepare_output(same, force=True)
+    claim_run_folder(same, force=True)
     assert (out / "results.json").exists() and (out / "categories" / "bottle.json").exists()
 
     (out / "run.json").write_text(json.dumps({"run_hash": "0ld0ld0ld0ld"}))
     new = cfg(12, cache=str(out / "cache"))
-    prepare_output(new, force=True)
+    claim_run_folder(new, force=True)
     assert json.loads((out / "run.json").read_text())["run_hash"] == new.run_hash()
     for gone in ("results.json", "results.csv", "results.md", "categories/bottle.json", "models/bottle.pt"):
         assert not (out / gone).exists(), gone
     assert (out / "notes.txt").read_text() == "old" and (out / "cache" / "x.pt").read_text() == "old"
-
-
-def test_a_run_folder_made_before_the_root_left_the_hash_is_rekeyed_and_resumes(tmp_path, tiny_data):
-    """The folder's hash fields are set to the old rule's (dataset.root in the config hash, computed
-    here by hand), as a run of the older code wrote them; resuming re-keys them and skips both
-    categories (was: refused as another configuration)."""
-    import hashlib
-
-    from padim_bench.config import load_config
-
-    out = tmp_path / "out"
-    cfg_path = write_config(tmp_path / "c.yaml", tiny_data, out)
-    assert runner.invoke(app, ["run", str(cfg_path), "--quiet"]).exit_code == 0
-    cfg = load_config(cfg_path)
-    d = cfg.to_dict()
-    for key in ("output", "runtime", "name"):
-        d.pop(key)
-    d["dataset"].pop("categories")
-    old_ch = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
-    assert (old_ch, cfg._run_hash(old_ch)) == cfg.legacy_hashes() and old_ch != cfg.config_hash()
-    files = [out / "run.json", out / "results.json", *sorted((out / "categories").glob("*.json"))]
-    for f in files:
-        text = f.read_text().replace(cfg.run_hash(), cfg.legacy_hashes()[1]).replace(cfg.config_hash(), old_ch)
-        f.write_text(text)
-    res = runner.invoke(app, ["run", str(cfg_path), "--quiet"])
-    assert res.exit_code == 0, res.output
-    assert res.output.count("already done") == 2 and "hashes were updated in 4 file(s)" in res.output
-    for f in files:
-        rec = json.loads(f.read_text())
-        assert rec["run_hash"] == cfg.run_hash() and rec["config_hash"] == cfg.config_hash()
 
 
 def test_categories_from_two_data_roots_keep_their_own_root_and_label(tmp_path, tiny_data):

@@ -11,7 +11,7 @@ from PIL import Image
 from padim_bench import runner
 from padim_bench.config import config_from_dict
 from padim_bench.errors import ConfigError, DataError
-from padim_bench.output import atomic_write_json
+from padim_bench.store import atomic_write_json
 
 
 def make_cfg(root, out, categories="all", **sections):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_auc_score, roc_curve
 
-from padim_bench.metrics import image_roc_auc, pixel_roc_auc, pro_auc, pro_curve
+from padim_bench.metrics import image_roc_auc, pixel_roc, pixel_roc_auc, pro_auc, pro_curve, pro_to_limit
 
 
 def _reference_pro_auc(maps, regions, normal, fpr_limit=0.3):
@@ -91,6 +91,10 @@ def test_pro_random_ties_match_reference(seed, limit):
     maps = np.random.default_rng(seed).integers(0, 5, size=masks.shape).astype(np.float32)
     expected = _reference_pro_auc(maps, others + [diag_a | diag_b], ~masks, limit)
     assert pro_auc(maps, masks, fpr_limit=limit) == pytest.approx(expected, abs=1e-12)
+    curve = pro_to_limit(maps, masks, limit)  # the curve the report keeps: the one integrated
+    assert curve.area == pro_auc(maps, masks, fpr_limit=limit) and curve.fpr_limit == limit
+    assert curve.fpr[-1] == limit and sum((curve.fpr[1:] - curve.fpr[:-1]) * (curve.pro[1:] + curve.pro[:-1]) / 2) \
+        / limit == pytest.approx(expected, abs=1e-12)
     fpr, pro = pro_curve(maps, masks)
     assert len(fpr) == len(np.unique(maps)) + 1  # one point per distinct threshold
     assert (fpr[0], pro[0], fpr[-1], pro[-1]) == (0.0, 0.0, 1.0, 1.0)
@@ -143,6 +147,26 @@ def test_pixel_roc_auc():
     assert pixel_roc_auc(masks.astype(np.float64) * 5 + 1, masks.astype(bool)) == 1.0
 
 
+@pytest.mark.parametrize("kind", ["float32", "float64", "ties", "integers"])
+@pytest.mark.parametrize("seed", range(4))
+def test_pixel_roc_is_sklearns_curve_and_area_exactly(kind, seed):
+    """The curve the report keeps is sklearn's full ROC (every distinct threshold), and its area is
+    roc_auc_score to the last bit (same collinear points dropped, same summation)."""
+    rng = np.random.default_rng(seed)
+    masks = rng.uniform(size=(3, 24, 24)) < rng.uniform(0.02, 0.4)
+    maps = rng.normal(size=masks.shape) + rng.uniform(0, 2) * masks
+    maps = {"float32": maps.astype(np.float32), "float64": maps, "ties": np.round(maps, 1),
+            "integers": np.round(maps * 2).astype(np.int64)}[kind]
+    roc = pixel_roc(maps, masks)
+    y, s = masks.ravel(), maps.ravel()
+    assert roc.auc == roc_auc_score(y, s) == pixel_roc_auc(maps, masks)
+    fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)
+    np.testing.assert_array_equal(roc.fpr, fpr)
+    np.testing.assert_array_equal(roc.tpr, tpr)
+    np.testing.assert_array_equal(roc.thresholds, thr[1:])  # sklearn's first threshold is +inf
+    assert roc.fps[-1] == (~y).sum() and roc.tps[-1] == y.sum()
+
+
 # ---------------------------------------------------------------- undefined and invalid
 
 
@@ -154,6 +178,7 @@ def test_undefined_cases_return_none():
     assert pro_auc(maps, anomalous) is None
     assert pixel_roc_auc(maps, normal) is None
     assert pixel_roc_auc(maps, anomalous) is None
+    assert pixel_roc(maps, normal) is None and pro_to_limit(maps, anomalous) is None
     assert image_roc_auc(np.array([0.1, 0.5, 0.9]), np.array([0, 0, 0])) is None
     assert image_roc_auc(np.array([0.1, 0.5, 0.9]), np.array([1, 1, 1])) is None
     with pytest.raises(ValueError, match="undefined"):
@@ -166,7 +191,7 @@ def test_invalid_input_raises():
     masks[0, 0, 0] = True
     nan_maps = maps.copy()
     nan_maps[1, 3, 3] = np.nan
-    for fn in (pro_auc, pixel_roc_auc, pro_curve):
+    for fn in (pro_auc, pixel_roc_auc, pro_curve, pixel_roc, pro_to_limit):
         with pytest.raises(ValueError, match="shape"):
             fn(maps, masks[:, :7])
         with pytest.raises(ValueError, match="NaN"):

@@ -79,15 +79,20 @@ def _synthetic_category(n=12, size=48, seed=0):
     return maps, masks, scores, labels
 
 
+def _curves(maps, masks, scores, labels, fpr_limit=0.3):
+    """The report's curves from the curves the metrics integrate, as the runner passes them."""
+    return category_curves(maps, scores, labels, M.pixel_roc(maps, masks), M.pro_to_limit(maps, masks, fpr_limit))
+
+
 def test_stored_curves_reproduce_the_metrics():
     maps, masks, scores, labels = _synthetic_category()
-    c = category_curves(maps, masks, scores, labels, 0.3)
+    c = _curves(maps, masks, scores, labels)
     img, pix, pro = c["image_roc"], c["pixel_roc"], c["pro"]
     assert trapezoid(img["tpr"], img["fpr"]) == pytest.approx(roc_auc_score(labels, scores), abs=1e-6)
     assert img["auc"] == M.image_roc_auc(scores, labels)
     assert pix["points"] > 400 and len(pix["fpr"]) <= 400  # thinned
     assert trapezoid(pix["tpr"], pix["fpr"]) == pytest.approx(roc_auc_score(masks.ravel(), maps.ravel()), abs=2e-3)
-    assert pix["auc"] == pytest.approx(M.pixel_roc_auc(maps, masks), abs=1e-12)  # the full curve's area
+    assert pix["auc"] == roc_auc_score(masks.ravel(), maps.ravel())  # the metric itself, exactly
     assert pro["area"] == M.pro_auc(maps, masks, 0.3) and pro["fpr"][-1] == pytest.approx(0.3)
     assert trapezoid(pro["pro"], pro["fpr"]) / 0.3 == pytest.approx(pro["area"], abs=2e-3)
     # the pixel threshold maximises F1 among all thresholds
@@ -105,7 +110,7 @@ def test_stored_curves_reproduce_the_metrics():
 def test_curves_undefined_with_one_class():
     maps, masks, scores, labels = _synthetic_category()
     good = labels == 0
-    c = category_curves(maps[good], masks[good], scores[good], labels[good], 0.3)
+    c = _curves(maps[good], masks[good], scores[good], labels[good])
     assert c["image_roc"] is c["pixel_roc"] is c["pro"] is c["pixel_threshold"] is None
     assert c["map_range"]["max"] >= c["map_range"]["hi"] >= c["map_range"]["lo"] == c["map_range"]["min"]
 
@@ -126,7 +131,8 @@ def test_save_and_load_round_trip(tmp_path):
     paths = [f"root/cat/test/{'bad' if y else 'good'}/{i:03d}.png" for i, y in enumerate(labels)]
     defects = ["bad" if y else "good" for y in labels]
     json_path, nbytes = save_category(tmp_path, "cat/../x y", maps, masks, scores, labels, paths, defects, k=2,
-                                      fpr_limit=0.3, run_hash="r1", config_hash="c1")
+                                      roc=M.pixel_roc(maps, masks), pro=M.pro_to_limit(maps, masks, 0.3),
+                                      run_hash="r1", config_hash="c1")
     assert json_path.parent == tmp_path / "report_data" and json_path.name == "cat_.._x_y.json"
     assert nbytes == sum(p.stat().st_size for p in json_path.parent.iterdir())
     record = {"category": "cat/../x y", "run_hash": "r1"}

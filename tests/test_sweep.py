@@ -23,6 +23,7 @@ from padim_bench.runner import run as run_alone
 from padim_bench.sweep.driver import run_sweep
 from padim_bench.sweep.execute import MemoryScheduler, drive
 from padim_bench.memory import predict_memory
+from padim_bench.store import read_results
 from padim_bench.sweep.plan import MVTEC_COUNTS, plan_sweep
 
 cli = CliRunner()
@@ -307,7 +308,7 @@ def test_local_sweep_equals_each_job_alone_and_rerun_skips_everything(tmp_path, 
         rec = json.loads((tmp_path / "out" / run / "results.json").read_text())
         assert [c["category"] for c in rec["categories"]] == ["brick", "gravel"]
         assert rec["config"]["dataset"]["categories"] == ["brick", "gravel"]
-    records = tables.load_records([tmp_path / "out"])  # the tables read the sweep folder
+    records = read_results([tmp_path / "out"])  # the tables read the sweep folder
     assert len(records) == 2 and all(len(r["categories"]) == 2 for r in records)
     res = cli.invoke(app, ["table", "3", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output

@@ -12,6 +12,7 @@ from padim_bench import check as C
 from padim_bench import tables
 from padim_bench.cli import app
 from padim_bench.errors import PadimBenchError
+from padim_bench.store import read_results
 
 runner = CliRunner()
 
@@ -217,7 +218,7 @@ def test_runs_that_are_not_the_same_experiment_get_their_own_rows(tmp_path):
     assert len(synth) == 1 and synth[0][col].paper is None and synth[0][col].ours == pytest.approx(98.0)
     # the same results file reached twice (a sweep folder and a run folder inside it) is read once
     path = write(tmp_path, "sweep/run", both)
-    assert len(tables.load_records([tmp_path / "sweep", path])) == 1
+    assert len(read_results([tmp_path / "sweep", path])) == 1
 
 
 def test_check_against_a_baseline_of_another_experiment_names_the_differences(tmp_path):

@@ -48,6 +48,16 @@ class CategorySplit:
     train: tuple[Sample, ...]
     test: tuple[Sample, ...]
 
+    #: mixed into the data fingerprints before the files (:mod:`padim_bench.store.cache`): nothing here,
+    #: the files alone select the samples
+    fingerprint_salt = ""
+
+    def data_files(self, train_only: bool = False) -> list[Path]:
+        """Files the category's results depend on, in order: the training images, and (unless
+        ``train_only``) then every test image followed by its mask when it has one."""
+        samples = self.train if train_only else self.train + self.test
+        return [p for s in samples for p in (s.path, s.mask_path) if p is not None]
+
 
 def natural_key(path: Path) -> list:
     """Sort key ordering ``2.png`` before ``10.png``."""

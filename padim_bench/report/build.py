@@ -26,7 +26,8 @@ import numpy as np
 
 from .. import reference, tables
 from ..errors import PadimBenchError
-from ..output import atomic_write_bytes, atomic_write_text, markdown_table
+from ..output import markdown_table
+from ..store import atomic_write_bytes, atomic_write_text, read_results
 from . import html as H
 from .data import GROUP_TEXT, GROUPS, IMAGE_THRESHOLD_RULE, PIXEL_THRESHOLD_RULE, REPORT_DATA_DIR, CategoryData, \
     load_category, safe_name
@@ -75,29 +76,16 @@ class ReportSummary:
 # ------------------------------------------------------------------------------------ loading
 def find_runs(paths: Sequence[str | Path]) -> list[Run]:
     """The runs under ``paths``: each a run folder (holding ``results.json``), a ``results.json``,
-    or a folder of run folders (searched below, e.g. an experiment's output).
+    or a folder of run folders (searched below, e.g. an experiment's output), read by
+    :func:`padim_bench.store.read_results`.
 
     Raises:
-        PadimBenchError: a path that does not exist or holds no padim-bench run, naming it.
+        PadimBenchError: no path, or a path that does not exist or holds no padim-bench run,
+            naming it.
     """
     if not paths:
         raise PadimBenchError("report: give at least one run folder (e.g. results/runs/mvtec_effl0)")
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_file():
-            if p.name != "results.json":
-                raise PadimBenchError(f"{p}: not a padim-bench run (give a run folder or its results.json)")
-            found = [p]
-        elif p.is_dir():
-            found = [p / "results.json"] if (p / "results.json").is_file() else sorted(p.rglob("results.json"))
-            if not found:
-                raise PadimBenchError(f"{p}: not a padim-bench run folder (no results.json in it or below it; "
-                                      "a run writes it when it finishes)")
-        else:
-            raise PadimBenchError(f"{p}: no such run folder")
-        files += [f for f in found if f.resolve() not in {g.resolve() for g in files}]
-    records = tables.load_records(files)
-    return [Run(r, Path(r["_path"]).parent) for r in records]
+    return [Run(r, Path(r["_path"]).parent) for r in read_results(paths)]
 
 
 def run_label(record: dict[str, Any]) -> str:

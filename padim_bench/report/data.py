@@ -5,12 +5,12 @@ Per category, right after the metrics, :func:`save_category` writes into ``OUT/r
 ``<category>.json`` (compact JSON, a few tens of KB)
     * ``image_roc``: every point of ``sklearn.metrics.roc_curve`` on the image scores (a few
       dozen), its AUC, and the image threshold at Youden's J (max TPR - FPR);
-    * ``pixel_roc``: the ROC over every pixel (one point per distinct score, as
-      ``sklearn.metrics.roc_curve``), thinned to at most ``MAX_CURVE_POINTS`` points evenly spaced
-      along the curve (endpoints kept), and its AUC from the full curve (the trapezoidal rule, as
-      ``roc_auc_score``; equal to the metric up to float rounding);
-    * ``pro``: :func:`padim_bench.metrics.pro_curve_to_limit` (PRO against FPR up to the FPR
-      limit, the curve ``pro_auc`` integrates) thinned the same way, and its exact area;
+    * ``pixel_roc``: the ROC over every pixel that the metric integrated
+      (:func:`padim_bench.metrics.pixel_roc`: one point per distinct score), thinned to at most
+      ``MAX_CURVE_POINTS`` points evenly spaced along the curve (endpoints kept), and its AUC (the
+      metric ``pixel_roc_auc`` itself);
+    * ``pro``: the PRO curve that ``pro_auc`` integrated (:func:`padim_bench.metrics.pro_to_limit`:
+      PRO against FPR up to the FPR limit), thinned the same way, and its area (the metric);
     * ``pixel_threshold``: the threshold maximising the pixel F1 score over all the category's
       test pixels (every distinct score tried, ``map >= t``), with its precision and recall.
       It is chosen on the test labels (an oracle threshold, an optimistic setting), for display;
@@ -58,7 +58,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from .. import metrics as M
-from ..output import atomic_write_bytes, atomic_write_text
+from ..store.files import atomic_write_bytes, atomic_write_text
 
 REPORT_DATA_VERSION = 1
 REPORT_DATA_DIR = "report_data"
@@ -141,34 +141,16 @@ def select_images(scores: np.ndarray, labels: np.ndarray, k: int) -> list[tuple[
             + [(int(i), "top_good") for i in good[:k]])
 
 
-def pixel_counts(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """False and true positives at every distinct threshold, from one sort (what
-    ``sklearn.metrics.roc_curve`` and ``precision_recall_curve`` each sort for).
-
-    Args:
-        y: (P,) bool labels (True = anomalous pixel). s: (P,) float scores.
-
-    Returns:
-        ``(fps, tps, thresholds)``: int64, int64 and ``s``'s dtype, one entry per distinct score
-        from the highest down; entry ``i`` counts the pixels with ``s >= thresholds[i]``.
-    """
-    order = np.argsort(-s, kind="stable")
-    s_sorted = s[order]
-    tps = np.cumsum(y[order], dtype=np.int64)
-    del order
-    last = np.append(np.flatnonzero(s_sorted[1:] != s_sorted[:-1]), s.size - 1)
-    tps = tps[last]
-    return (last + 1) - tps, tps, s_sorted[last]
-
-
-def category_curves(maps: np.ndarray, masks: np.ndarray, scores: np.ndarray, labels: np.ndarray,
-                    fpr_limit: float, max_points: int = MAX_CURVE_POINTS) -> dict[str, Any]:
+def category_curves(maps: np.ndarray, scores: np.ndarray, labels: np.ndarray, roc: M.PixelRoc | None,
+                    pro: M.ProCurve | None, max_points: int = MAX_CURVE_POINTS) -> dict[str, Any]:
     """Curve points, thresholds and map range of one category (the JSON's plain-data part).
 
     Args:
-        maps: (N, S, S) float32/float64 anomaly maps. masks: (N, S, S) {0, 1} ground truth.
-        scores: (N,) float image scores. labels: (N,) {0, 1}.
-        fpr_limit: the PRO curve's FPR limit (``evaluation.pro_fpr_limit``).
+        maps: (N, S, S) float32/float64 anomaly maps. scores: (N,) float image scores.
+        labels: (N,) {0, 1}.
+        roc: the maps' pixel ROC as the metric computed it (:func:`padim_bench.metrics.pixel_roc`),
+            None where undefined. pro: their PRO curve likewise
+            (:func:`padim_bench.metrics.pro_to_limit`).
         max_points: most points kept for the pixel ROC and PRO curves.
 
     Returns:
@@ -183,7 +165,6 @@ def category_curves(maps: np.ndarray, masks: np.ndarray, scores: np.ndarray, lab
     maps = np.asarray(maps)
     if not np.issubdtype(maps.dtype, np.floating):
         maps = maps.astype(np.float64)
-    masks_b = np.asarray(masks).astype(bool)
     labels_b = np.asarray(labels).astype(bool)
     scores = np.asarray(scores, dtype=np.float64)
     out: dict[str, Any] = {"image_roc": None, "image_threshold": None, "pixel_roc": None, "pro": None,
@@ -195,25 +176,20 @@ def category_curves(maps: np.ndarray, masks: np.ndarray, scores: np.ndarray, lab
         j = int(np.argmax(tpr - fpr))
         out["image_threshold"] = {"rule": IMAGE_THRESHOLD_RULE, "value": float(thr[j]) if math.isfinite(thr[j]) else None,
                                   "tpr": float(tpr[j]), "fpr": float(fpr[j])}
-    y, s = masks_b.ravel(), maps.ravel()
-    if y.any() and not y.all():
-        fps, tps, thr = pixel_counts(y, s)
-        fpr, tpr = np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]]
-        auc = M.curve_area(fpr, tpr)
+    if roc is not None:
+        fpr, tpr = roc.fpr, roc.tpr
         n_full = len(fpr)
         fpr, tpr = thin_curve(fpr, tpr, max_points)
-        out["pixel_roc"] = {"fpr": _rounded(fpr), "tpr": _rounded(tpr), "auc": auc, "points": n_full}
+        out["pixel_roc"] = {"fpr": _rounded(fpr), "tpr": _rounded(tpr), "auc": roc.auc, "points": n_full}
+        fps, tps, thr = roc.fps, roc.tps, roc.thresholds
         f1 = 2 * tps / (tps + fps + tps[-1])  # 2 TP / (2 TP + FP + FN), at "map >= thr"
         j = int(np.argmax(f1))
         out["pixel_threshold"] = {"rule": PIXEL_THRESHOLD_RULE, "value": float(thr[j]), "f1": float(f1[j]),
                                   "precision": float(tps[j] / (tps[j] + fps[j])), "recall": float(tps[j] / tps[-1])}
-        del fps, tps, thr
-        pfpr, ppro = M.pro_curve_to_limit(maps, masks_b, fpr_limit)
-        area = min(max(M.curve_area(pfpr, ppro) / fpr_limit, 0.0), 1.0)  # = metrics.pro_auc, same arrays
-        n_full = len(pfpr)
-        pfpr, ppro = thin_curve(pfpr, ppro, max_points, x_scale=fpr_limit)
-        out["pro"] = {"fpr": _rounded(pfpr), "pro": _rounded(ppro), "fpr_limit": float(fpr_limit), "area": area,
-                      "points": n_full}
+    if pro is not None:
+        pfpr, ppro = thin_curve(pro.fpr, pro.pro, max_points, x_scale=pro.fpr_limit)
+        out["pro"] = {"fpr": _rounded(pfpr), "pro": _rounded(ppro), "fpr_limit": pro.fpr_limit, "area": pro.area,
+                      "points": len(pro.fpr)}
     lo, top = float(maps.min()), float(maps.max())
     p999 = float(np.percentile(maps, 99.9))
     hi = p999
@@ -230,7 +206,8 @@ def category_curves(maps: np.ndarray, masks: np.ndarray, scores: np.ndarray, lab
 # ---------------------------------------------------------------------------------- writing
 def save_category(out_dir: str | Path, category: str, maps: np.ndarray, masks: np.ndarray, scores: np.ndarray,
                   labels: np.ndarray, paths: Sequence[str | Path], defects: Sequence[str], *, k: int,
-                  fpr_limit: float, run_hash: str, config_hash: str) -> tuple[Path, int]:
+                  roc: M.PixelRoc | None, pro: M.ProCurve | None, run_hash: str,
+                  config_hash: str) -> tuple[Path, int]:
     """Write ``out_dir/report_data/<category>.json`` and ``.npz`` (module doc), atomically.
 
     Args:
@@ -239,7 +216,8 @@ def save_category(out_dir: str | Path, category: str, maps: np.ndarray, masks: n
         maps: (N, S, S) float anomaly maps; masks: (N, S, S) {0, 1}; scores: (N,) float;
             labels: (N,) {0, 1}; paths, defects: N test image paths and defect types, in order.
         k: images kept per group (``output.report_images``; 0 keeps curves only).
-        fpr_limit: PRO FPR limit. run_hash, config_hash: the run's (checked when read back).
+        roc, pro: the curves the metrics integrated (:func:`category_curves`).
+        run_hash, config_hash: the run's (checked when read back).
 
     Returns:
         ``(json path, bytes written in both files)``.
@@ -249,7 +227,7 @@ def save_category(out_dir: str | Path, category: str, maps: np.ndarray, masks: n
     """
     folder = Path(out_dir) / REPORT_DATA_DIR
     name = safe_name(category)
-    data = category_curves(maps, masks, scores, labels, fpr_limit)
+    data = category_curves(maps, scores, labels, roc, pro)
     chosen = select_images(scores, labels, k)
     data.update({"report_data_version": REPORT_DATA_VERSION, "category": category, "run_hash": run_hash,
                  "config_hash": config_hash, "n_test": int(len(scores)), "n_test_anomalous": int(np.sum(labels)),

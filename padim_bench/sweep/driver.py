@@ -22,11 +22,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import PadimBenchError
-from ..output import atomic_write_json
+from ..store import atomic_write_json, consolidate_run
 from .execute import (MEMORY_FRACTION, LocalBackend, MemoryScheduler, RayBackend, cpu_cores, drive, import_ray,
                       ray_nodes)
 from ..memory import available_ram_bytes
-from .plan import INDEX_NAME, Job, SweepPlan, consolidate_run, job_row
+from .plan import INDEX_NAME, Job, SweepPlan, job_row
 
 
 @dataclass

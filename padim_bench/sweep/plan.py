@@ -15,7 +15,6 @@ another configuration: never overwritten without ``--force``).
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,8 +150,8 @@ def plan_sweep(path: str | Path, sets: list[str] | None = None, *, dry_run: bool
         PadimBenchError: a missing data root (unless ``dry_run``).
     """
     from ..data.mvtec import list_categories, scan_category
-    from ..legacy import is_legacy_run, rekey_run_folder
-    from ..runner import check_names, finished_record
+    from ..runner import check_names
+    from ..store import finished_record, other_run_hash
 
     runs = expand_experiments(path, sets, **named)
     plan = SweepPlan(Path(path), _sweep_folder(runs), runs)
@@ -164,14 +163,7 @@ def plan_sweep(path: str | Path, sets: list[str] | None = None, *, dry_run: bool
             raise ConfigError(f"{path}: runs {folders[folder]} and {r.run_name} share the folder {folder}")
         folders[folder] = r.run_name
         check_names(r.config)  # method, backbone, layers and d: before any job exists
-        legacy = is_legacy_run(folder, r.config)  # made before the data root left the hash: re-keyed, not a conflict
-        if legacy and not dry_run:
-            plan.notes.append(f"{folder}: made before the data root left the config hash; hashes updated in "
-                              f"{len(rekey_run_folder(folder, r.config))} file(s)")
-        elif legacy:
-            plan.notes.append(f"{folder}: made before the data root left the config hash; its hashes are updated "
-                              "when the sweep runs (until then its jobs show as to run)")
-        other = None if legacy else _other_run_hash(folder, r.config.run_hash())
+        other = other_run_hash(folder, r.config.run_hash())
         for category in _run_categories(r.config, dry_run, plan.notes):
             key = (str(Path(r.config.dataset.root).resolve()), category)
             if key not in splits:
@@ -208,19 +200,6 @@ def plan_sweep(path: str | Path, sets: list[str] | None = None, *, dry_run: bool
     return plan
 
 
-def _other_run_hash(folder: Path, run_hash: str) -> str | None:
-    """The run hash of another run held by ``folder`` (its ``run.json``), or None."""
-    info = folder / "run.json"
-    if not info.is_file():
-        return None
-    try:
-        old = json.loads(info.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "unreadable run.json"
-    have = old.get("run_hash") if isinstance(old, dict) else None
-    return None if have == run_hash else str(have)
-
-
 def _results_present(plan: SweepPlan) -> None:
     """A run whose categories are all finished but whose ``results.json`` is missing gets one job
     back (the runner skips the finished category and writes the run's files)."""
@@ -230,44 +209,6 @@ def _results_present(plan: SweepPlan) -> None:
     for jobs in by_run.values():
         if all(j.status == "finished" for j in jobs) and not (jobs[0].folder / "results.json").is_file():
             jobs[0].status, jobs[0].reason = "todo", "results.json missing (finished categories are reused)"
-
-
-def consolidate_run(folder: Path, run_cfg: RunConfig, only_if_incomplete: bool = False) -> bool:
-    """Rewrite a run folder's ``results.json`` (and ``.csv``, ``.md``, ``run.json``) so that it
-    covers every finished category record of the run hash, with the run's full config. Jobs of one
-    run finish in any order and each writes ``results.json`` as it ends; this settles the race.
-    With ``only_if_incomplete``, a ``results.json`` that already lists every finished category is
-    left untouched (a sweep that ran nothing in a folder changes no file there).
-
-    Returns:
-        False when nothing was written (no ``results.json`` of this run hash, or complete).
-    """
-    from ..output import atomic_write_json, write_run_files
-
-    res = folder / "results.json"
-    rh = run_cfg.run_hash()
-    try:
-        record = json.loads(res.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if not isinstance(record, dict) or record.get("run_hash") != rh:
-        return False
-    cats = {}
-    for p in sorted((folder / "categories").glob("*.json")):
-        try:
-            rec = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(rec, dict) and rec.get("run_hash") == rh and rec.get("category") == p.stem:
-            cats[p.stem] = rec
-    listed = [c.get("category") for c in record.get("categories", []) if isinstance(c, dict)]
-    if only_if_incomplete and listed == sorted(cats):
-        return False
-    record["categories"] = [cats[c] for c in sorted(cats)]
-    record["config"] = run_cfg.to_dict()
-    write_run_files(folder, record)
-    atomic_write_json(folder / "run.json", {"config_hash": run_cfg.config_hash(), "run_hash": rh, "config": run_cfg.to_dict()})
-    return True
 
 
 def job_row(job: Job) -> dict[str, Any]:

@@ -93,7 +93,7 @@ def write_error(path: str | Path | None, err: dict[str, Any]) -> None:
     if not path:
         return
     try:
-        from ..output import atomic_write_json
+        from ..store import atomic_write_json
 
         atomic_write_json(Path(path), err)
     except (OSError, ValueError, TypeError):
