@@ -334,7 +334,7 @@ def run_category(
     if ds.augment == "nonaligned":
         augment = Augment(ds.augment_rotation_deg, cfg.method.seed if ds.augment_seed is None else ds.augment_seed)
 
-    method.n_train_hint = len(split.train)
+    method.set_train_size(len(split.train))
     try:  # the fitted state's size, predicted from the architecture before any image is read
         predicted = type(method).predict_state_nbytes(cfg.method.params, cfg.method.backbone, list(cfg.method.layers),
                                                       prep.size, len(split.train))
@@ -663,8 +663,7 @@ def run(
                 records.append(rec)
                 continue
             fresh = METHODS.get(cfg.method.name).cls(cfg.method.params, extractor, device=device, seed=cfg.method.seed)
-            if hasattr(fresh, "attach_progress"):  # methods that train report in the run's display
-                fresh.attach_progress(progress)
+            fresh.attach_progress(progress)  # methods that train report in the run's display
             cache = Path(cfg.output.model_cache) / h / f"{split.name}.pt" if cfg.output.model_cache else None
             rec = run_category(cfg, fresh, split, device, progress,
                                out / "models" if cfg.output.save_models else None, cache, report_dir=out,

@@ -206,7 +206,7 @@ def child_fit(args: argparse.Namespace) -> dict[str, Any]:
             br["decode_s"] += time.perf_counter() - t0
             yield images
 
-    method.n_train_hint = n  # as runner.run_category sets it before fit
+    method.set_train_size(n)  # as runner.run_category sets it before fit
     loader = make_loader(split.train[:n], prep, rt.batch_size, rt.workers)
     gc.collect()
     load_avg = os.getloadavg()
@@ -237,7 +237,7 @@ def child_fit(args: argparse.Namespace) -> dict[str, Any]:
         "weights": method.extractor.weights,
         "weights_source": method.extractor.weights_source,
         "d": method.d,
-        "grid": list(method.grid),
+        "grid": list(method.gaussians[0].grid),
     }
 
 
@@ -270,7 +270,7 @@ def child_infer(args: argparse.Namespace) -> dict[str, Any]:
         n_fit = min(INFER_FIT_N, len(split.train))
         if source == "refit":
             source = f"refit on {n_fit} training images (untimed)"
-        method.n_train_hint = n_fit
+        method.set_train_size(n_fit)
         method.fit(images for images, *_ in make_loader(split.train[:n_fit], prep, rt.batch_size, 0))
 
     n_warm = min(WARMUP_IMAGES, len(split.test))
