@@ -457,7 +457,8 @@ def fitted_state_gb(record: dict[str, Any], extra: dict[str, Any]) -> list[float
     """Per category of ``record``, its fitted state in GB under a Table VIII cell's convention
     (``extra``: ``backbone`` counted or not, ``n_train`` and ``size``); None for a category
     without ``state_bytes`` or a run of another input size. Components that grow with the training
-    set (SPADE's ``bank``) are scaled to ``extra['n_train']``."""
+    set (``Method.per_image_state``, e.g. SPADE's ``bank``) are scaled to ``extra['n_train']``."""
+    grows = method_class(record["config"]["method"]["name"]).per_image_state
     ds = record["config"]["dataset"]
     if (ds.get("crop") or ds.get("resize")) != extra["size"]:
         return []
@@ -471,7 +472,7 @@ def fitted_state_gb(record: dict[str, Any], extra: dict[str, Any]) -> list[float
         for k, v in parts.items():
             if k == "backbone" and not extra.get("backbone", True):
                 continue
-            total += v * extra["n_train"] / c["n_train"] if k == "bank" else v
+            total += v * extra["n_train"] / c["n_train"] if k in grows else v
         out.append(total / 1e9)
     return out
 

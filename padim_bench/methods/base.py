@@ -46,6 +46,9 @@ class Method(ABC):
     #: backbone layers of the method's standard configuration (the paper's); Table VIII predicts
     #: state sizes with them
     default_layers: ClassVar[tuple[str, ...]] = ("layer1", "layer2", "layer3")
+    #: components of :meth:`state_nbytes` that grow linearly with the training images (SPADE's
+    #: ``bank``); Table VIII scales them from a run's training set to the paper's
+    per_image_state: ClassVar[tuple[str, ...]] = ()
     #: the number of training images announced by :meth:`set_train_size` (``None`` until then)
     n_train_expected: int | None = None
 

@@ -449,7 +449,7 @@ class Padim(Method):
                 f"state was fitted with {state['backbone']} {state['layers']}, "
                 f"not {self.extractor.name} {self.layers}"
             )
-        if not torch.equal(state["idx"], self.idx) or state.get("combine") != self.params.combine:
+        if not torch.equal(state["idx"], self.idx) or state["combine"] != self.params.combine:
             raise PadimBenchError("state was fitted with other random channels or another combine (seed, d differ)")
         self.gaussians = []
         for gs in state["gaussians"]:

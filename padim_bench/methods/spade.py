@@ -74,6 +74,7 @@ class Spade(Method):
 
     name = "spade"
     display_name = "SPADE"
+    per_image_state = ("bank",)  # every training image's features
 
     def __init__(self, params: SpadeParams, extractor: Any, device: str | torch.device = "cpu", seed: int = 0):
         self.params = params
