@@ -18,16 +18,18 @@ from rich.table import Table
 METRIC_COLUMNS = (("image_roc_auc", "image ROC-AUC %"), ("pixel_roc_auc", "pixel ROC-AUC %"), ("pro", "PRO %"))
 RANDOM_WEIGHTS_NOTE = "RANDOM backbone weights: time and memory only; the metrics are not meaningful"
 RANDOM_INIT_NOTE = "encoder initialised with RANDOM weights (then trained)"
-#: methods that train their backbone: random initial weights are a setting, not a stand-in
-TRAINED_BACKBONE_METHODS = ("vae",)
 
 
 def random_note(record: dict[str, Any]) -> str | None:
-    """The label a run with random backbone weights carries in every table and file, or None."""
+    """The label a run with random backbone weights carries in every table and file, or None:
+    for a method that trains its backbone (``Method.trains_backbone``) random initial weights are
+    a setting, not a stand-in."""
+    from .methods import method_class
+
     m = record["config"]["method"]
     if m["weights"] != "random":
         return None
-    return RANDOM_INIT_NOTE if m["name"] in TRAINED_BACKBONE_METHODS else RANDOM_WEIGHTS_NOTE
+    return RANDOM_INIT_NOTE if method_class(m["name"]).trains_backbone else RANDOM_WEIGHTS_NOTE
 
 
 NOT_ASKED = "n/a"  # a metric the config did not ask for (``undefined`` is a metric that cannot be computed)

@@ -272,8 +272,7 @@ def run(
                 continue
             fresh = METHODS.get(cfg.method.name).cls(cfg.method.params, method.extractor, device=device,
                                                      seed=cfg.method.seed)
-            if hasattr(fresh, "attach_progress"):  # methods that train report in the run's display
-                fresh.attach_progress(progress)
+            fresh.attach_progress(progress)  # methods that train report in the run's display
             rec = run_category(cfg, fresh, split, device, progress,
                                folder.models_dir if cfg.output.save_models else None,
                                store.model_cache_path(cfg.output.model_cache, cfg.config_hash(), split.name),

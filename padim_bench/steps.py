@@ -122,7 +122,7 @@ def fit_category(cfg: RunConfig, method: Method, split: CategorySplit, device: t
         OSError: a model file cannot be written.
     """
     size = _preprocess(cfg)[0].size
-    method.n_train_hint = len(split.train)
+    method.set_train_size(len(split.train))
     try:  # the fitted state's size, predicted from the architecture before any image is read
         predicted = type(method).predict_state_nbytes(cfg.method.params, cfg.method.backbone, list(cfg.method.layers),
                                                       size, len(split.train))

@@ -24,6 +24,7 @@ from . import reference
 from .data.mvtec import MVTEC_CATEGORIES, MVTEC_TEXTURES
 from .data.stc import STC_TEST_SCENES
 from .errors import PadimBenchError
+from .methods import METHODS, method_class
 
 GROUP_SIZE = {"textures": len(MVTEC_TEXTURES), "objects": len(MVTEC_CATEGORIES) - len(MVTEC_TEXTURES),
               "all": len(MVTEC_CATEGORIES)}
@@ -104,21 +105,20 @@ def analog_row_for(table: str, record: dict[str, Any]) -> str | None:
 
 
 def extra_label(record: dict[str, Any]) -> str:
-    """Label of a measured row the paper does not have: method, backbone and the settings that
-    set it apart."""
+    """Label of a measured row the paper does not have: method, backbone, the method's label parts
+    (``Method.label_parts``) and the settings that set it apart (layers, the method's
+    ``variant_parts``, the dataset's augmentation)."""
     m = record["config"]["method"]
-    d = f"-Rd{m['d']}" if m.get("d") else ""
+    cls = method_class(m["name"])
+    parts = "".join(f"-{p}" for p in cls.label_parts(m))
     bits = []
     if m.get("layers") not in (None, ["layer1", "layer2", "layer3"]):
         bits.append("+".join(m["layers"]))
-    if m["name"] == "padim":
-        for key, default in (("reduction", "random"), ("combine", "joint")):
-            if m.get(key, default) != default:
-                bits.append(str(m[key]))
+    bits += cls.variant_parts(m)
     if record["config"]["dataset"].get("augment", "none") != "none":
         bits.append(record["config"]["dataset"]["augment"])
     extra = f" {' '.join(bits)}" if bits else ""
-    return f"{m['name']}-{m['backbone']}{d}{extra} (not in the paper)"
+    return f"{m['name']}-{m['backbone']}{parts}{extra} (not in the paper)"
 
 
 def is_stc(record: dict[str, Any]) -> bool:
@@ -320,15 +320,25 @@ def _table6_drops(records: list[dict[str, Any]]) -> list[str]:
             return statistics.fmean(vals) if vals else None
         a, b = mean_pix(aligned), mean_pix(shifted)
         if a is not None and b is not None:
-            notes.append(f"ours: {k[0]}-{k[1]}" + (f"-Rd{k[2]}" if k[2] else "") +
+            parts = "".join(f"-{p}" for p in method_class(k[0]).label_parts(shifted[0]["config"]["method"]))
+            notes.append(f"ours: {k[0]}-{k[1]}{parts}" +
                          f": pixel ROC-AUC {a:.1f} aligned -> {b:.1f} non-aligned ({b - a:+.1f}) over {len(cats)} categories, "
                          f"{len(shifted)} non-aligned run(s)")
     return notes
 
 
 def _same_backbone_ratios(records: list[dict[str, Any]]) -> list[str]:
-    """SPADE / PaDiM inference time with the same backbone, over the categories both measured
-    (the paper: 7.10 / 0.95 = 7.5 with WR50)."""
+    """The inference-time ratio of the two methods of paper.yaml's Table VII ``same_backbone``
+    rows, each with the same backbone, over the categories both measured (the paper: SPADE /
+    PaDiM = 7.10 / 0.95 = 7.5 with WR50)."""
+    spec = reference.load_paper()["tables"]["7"].get("same_backbone")
+    if not spec:
+        return []
+    rows, paper = reference.rows("7"), {c.row: c.value for c in reference.cells("7") if c.column == "all"}
+    num_row, den_row = spec["rows"]
+    methods = [rows[num_row]["method"], rows[den_row]["method"]]
+    names = [method_class(m).display_name or m for m in methods]
+
     def times(method: str, backbone: str) -> dict[str, float]:
         return {c["category"]: c["time"]["infer_s_per_image"] for r in records
                 if r["config"]["method"]["name"] == method and r["config"]["method"]["backbone"] == backbone
@@ -336,24 +346,28 @@ def _same_backbone_ratios(records: list[dict[str, Any]]) -> list[str]:
 
     notes = []
     for backbone in sorted({r["config"]["method"]["backbone"] for r in records}):
-        spade, padim = times("spade", backbone), times("padim", backbone)
-        common = sorted(set(spade) & set(padim))
+        num, den = (times(m, backbone) for m in methods)
+        common = sorted(set(num) & set(den))
         if common:
-            ratio = statistics.fmean(spade[c] for c in common) / statistics.fmean(padim[c] for c in common)
-            notes.append(f"ours, {backbone}: SPADE / PaDiM = {ratio:.1f} over {', '.join(common)} "
-                         "(paper, WR50: 7.5)")
+            ratio = statistics.fmean(num[c] for c in common) / statistics.fmean(den[c] for c in common)
+            notes.append(f"ours, {backbone}: {names[0]} / {names[1]} = {ratio:.1f} over {', '.join(common)} "
+                         f"(paper, {spec['paper_backbone']}: {paper[num_row] / paper[den_row]:.1f})")
     return notes
 
 
 def _table7_ratios(data: TableData) -> list[str]:
+    """Each of paper.yaml's Table VII ``ratios`` (numerator row, denominator row): the paper's and
+    ours, and every measured time against the paper's."""
     by_label = {label.split(" [")[0]: cells[0] for label, cells in data.rows if cells}
+    rows = reference.rows("7")
     notes = []
     for label, cells in data.rows:
         c = cells[0]
         if c.paper and c.ours:
             notes.append(f"{label}: ours {c.ours:.3f} s = {c.ours / c.paper:.2f} x the paper's {c.paper} s "
                          "(other CPU; the ratios between methods below should carry over)")
-    for num, den in (("SPADE (WR50)", "PaDiM-WR50-Rd550"), ("PaDiM-WR50-Rd550", "PaDiM-R18-Rd100")):
+    for num_row, den_row in reference.load_paper()["tables"]["7"].get("ratios", []):
+        num, den = rows[num_row]["label"], rows[den_row]["label"]
         a, b = by_label.get(num), by_label.get(den)
         if a and b and a.paper and b.paper:
             ours = f"{a.ours / b.ours:.2f}" if a.ours and b.ours else "not measured"
@@ -366,8 +380,6 @@ def build_table8(records: list[dict[str, Any]]) -> TableData:
     counting convention for each cell, with measured peak process memory beside where given, and
     the fitted state of matching runs (same method, backbone, d, dataset and input size; see
     :func:`fitted_state_gb`)."""
-    from .methods import METHODS
-
     pcells = reference.cells("8")
     row_specs = reference.rows("8")
     data = TableData(reference.load_paper()["tables"]["8"]["title"], [("paper → computed", "state_gb"),
@@ -377,7 +389,7 @@ def build_table8(records: list[dict[str, Any]]) -> TableData:
         spec = row_specs[pc.row]
         method = METHODS.get(spec["method"])
         params = method.params_class(**({"d": spec["d"]} if "d" in spec else {}))
-        layers = ["layer1", "layer2", "layer3"] if spec["method"] != "vae" else ["layer4"]
+        layers = list(method.cls.default_layers)
         try:
             parts = method.cls.predict_state_nbytes(params, spec["backbone"], layers, pc.extra["size"],
                                                      pc.extra["n_train"])
@@ -408,7 +420,8 @@ def fitted_state_gb(record: dict[str, Any], extra: dict[str, Any]) -> list[float
     """Per category of ``record``, its fitted state in GB under a Table VIII cell's convention
     (``extra``: ``backbone`` counted or not, ``n_train`` and ``size``); None for a category
     without ``state_bytes`` or a run of another input size. Components that grow with the training
-    set (SPADE's ``bank``) are scaled to ``extra['n_train']``."""
+    set (``Method.per_image_state``, e.g. SPADE's ``bank``) are scaled to ``extra['n_train']``."""
+    grows = method_class(record["config"]["method"]["name"]).per_image_state
     ds = record["config"]["dataset"]
     if (ds.get("crop") or ds.get("resize")) != extra["size"]:
         return []
@@ -422,7 +435,7 @@ def fitted_state_gb(record: dict[str, Any], extra: dict[str, Any]) -> list[float
         for k, v in parts.items():
             if k == "backbone" and not extra.get("backbone", True):
                 continue
-            total += v * extra["n_train"] / c["n_train"] if k == "bank" else v
+            total += v * extra["n_train"] / c["n_train"] if k in grows else v
         out.append(total / 1e9)
     return out
 

@@ -230,7 +230,7 @@ def child_fit(args: argparse.Namespace) -> dict[str, Any]:
         "weights": method.extractor.weights,
         "weights_source": method.extractor.weights_source,
         "d": method.d,
-        "grid": list(method.grid),
+        "grid": list(method.gaussians[0].grid),
     }
 
 

@@ -61,7 +61,7 @@ def imgs(n, seed):
 def fitted(k=3, **kw) -> tuple[Spade, torch.Tensor]:
     train = imgs(10, 1)
     m = Spade(SpadeParams(k=k, **kw), Fake())
-    m.n_train_hint = 10
+    m.set_train_size(10)
     m.fit([train[:4], train[4:]])
     return m, train
 
@@ -132,7 +132,7 @@ def test_predicted_bank_equals_the_fitted_bank_on_a_real_architecture():
     params = SpadeParams(k=2)
     layers = Spade.extractor_layers(params, ["layer1", "layer2"])
     m = Spade(params, load_backbone("efficientnet_lite0", layers, weights="random"))
-    m.n_train_hint = 3
+    m.set_train_size(3)
     m.fit([torch.rand(3, 3, 64, 64)])
     predicted = Spade.predict_state_nbytes(params, "efficientnet_lite0", ["layer1", "layer2"], 64, 3)
     assert predicted == m.state_nbytes()

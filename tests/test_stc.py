@@ -292,7 +292,7 @@ def test_fitted_state_sizes_give_table8_stc_row():
     sp = SpadeParams(k=1)
     spade = Spade(sp, load_backbone("wide_resnet50_2", Spade.extractor_layers(sp, ["layer1", "layer2", "layer3"]),
                                     weights="random"))
-    spade.n_train_hint = 2
+    spade.set_train_size(2)
     spade.fit([images])
     padim = Padim(PadimParams(d=100), load_backbone("resnet18", ["layer1", "layer2", "layer3"], weights="random"))
     padim.fit([images[:1], images[1:]])

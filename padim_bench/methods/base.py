@@ -3,13 +3,19 @@
 A method is fitted on normal images only, then turns a batch of test images into patch-level
 anomaly maps. :func:`postprocess` (shared by all methods, paper Sec. III-C) upsamples each map to
 the input size, applies a Gaussian filter and takes the maximum as the image score.
+
+Everything the rest of the tool needs from a method is declared on :class:`Method`: the runner's
+calls (fit, score, state, training-set size, progress), and the facts tables and reports show
+(display label, whether it trains its backbone, its standard layers). Code outside ``methods/``
+looks a record's method up with :func:`method_class` and asks it; it never tests a method's name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable, Mapping
 
 import numpy as np
 import scipy.ndimage
@@ -22,12 +28,29 @@ from ..registry import Registry
 class Method(ABC):
     """An anomaly-detection method: fit on normal images, score test images.
 
-    Subclasses take ``(params, extractor, device)`` in their constructor, where ``params`` is
-    their own frozen parameter dataclass and ``extractor`` a
-    :class:`~padim_bench.backbones.FeatureExtractor` (or ``None`` for methods without one).
+    Subclasses take ``(params, extractor, device, seed)`` in their constructor, where ``params``
+    is their own frozen parameter dataclass and ``extractor`` a
+    :class:`~padim_bench.backbones.FeatureExtractor` (or ``None`` for methods without one), and
+    register themselves in :data:`METHODS`.
+
+    Before :meth:`fit` the runner calls :meth:`set_train_size` and :meth:`attach_progress`.
     """
 
-    name: str = "method"
+    #: the registered name (``method.name`` in configs and records)
+    name: ClassVar[str] = "method"
+    #: the name tables and reports show (e.g. ``PaDiM``); ``None`` shows the registered name
+    display_name: ClassVar[str | None] = None
+    #: the method trains its backbone (the VAE's encoder): random initial weights are then a
+    #: setting of the method, not a stand-in that makes its metrics meaningless
+    trains_backbone: ClassVar[bool] = False
+    #: backbone layers of the method's standard configuration (the paper's); Table VIII predicts
+    #: state sizes with them
+    default_layers: ClassVar[tuple[str, ...]] = ("layer1", "layer2", "layer3")
+    #: components of :meth:`state_nbytes` that grow linearly with the training images (SPADE's
+    #: ``bank``); Table VIII scales them from a run's training set to the paper's
+    per_image_state: ClassVar[tuple[str, ...]] = ()
+    #: the number of training images announced by :meth:`set_train_size` (``None`` until then)
+    n_train_expected: int | None = None
 
     @abstractmethod
     def fit(self, batches: Iterable[torch.Tensor]) -> None:
@@ -55,10 +78,21 @@ class Method(ABC):
         """Backbone layers the method needs (default: the configured ``method.layers``)."""
         return list(layers)
 
-    #: set by the runner before :meth:`fit`: the number of training images, so methods that
-    #: store features (SPADE) can allocate their bank once
-    n_train_hint: int | None = None
+    def set_train_size(self, n: int) -> None:
+        """Announce the number of training images before :meth:`fit`, so methods that store
+        features (SPADE) allocate their bank once and PaDiM's PCA samples evenly.
 
+        Raises:
+            ValueError: ``n`` < 0.
+        """
+        if n < 0:
+            raise ValueError(f"the number of training images must be >= 0, got {n}")
+        self.n_train_expected = int(n)
+
+    def attach_progress(self, progress: Any) -> None:
+        """Report the progress of a long :meth:`fit` (training) as tasks in ``progress``, a
+        ``rich.progress.Progress`` already started (disabled under the CLI's ``--quiet``). The
+        default does nothing: a fit in one pass over the images needs no progress of its own."""
     @abstractmethod
     def state_nbytes(self) -> dict[str, int]:
         """Bytes of the fitted state by component (e.g. ``mean``, ``cov``, ``backbone``)."""
@@ -120,6 +154,32 @@ class Method(ABC):
         """Plain-data facts about the fitted model to record in results (e.g. chosen channels)."""
         return {}
 
+    # ------------------------------------------------------------------ labels of tables and reports
+    @classmethod
+    def label_parts(cls, settings: Mapping[str, Any]) -> list[str]:
+        """Parts of the short label after method and backbone (e.g. ``["Rd100"]`` for PaDiM).
+
+        Args:
+            settings: the method's section of a record's config (``config.method``: its
+                parameters flat beside ``name``, ``backbone``, ``layers``; see :func:`as_settings`).
+        """
+        return []
+
+    @classmethod
+    def variant_parts(cls, settings: Mapping[str, Any]) -> list[str]:
+        """Non-default settings that set a run apart from the method's standard form, as the
+        label of a table row the paper does not have shows them (e.g. ``["pca"]``)."""
+        return []
+
+    @classmethod
+    def label(cls, settings: Mapping[str, Any] | Any, backbone: str) -> str:
+        """Short label ``<display name>-<backbone>[-<part>...]``, e.g. ``PaDiM-EffL0-Rd100``,
+        ``SPADE-WR50``, ``VAE-R18``; ``backbone`` as the caller abbreviates it. ``settings`` as
+        :meth:`label_parts` takes them, or the method's params dataclass."""
+        s = as_settings(settings)
+        name = cls.display_name or s.get("name", cls.name)
+        return "-".join([name, backbone, *cls.label_parts(s)])
+
 
 @dataclass(frozen=True)
 class MethodMemory:
@@ -163,6 +223,27 @@ class MethodSpec:
 
 
 METHODS: Registry[MethodSpec] = Registry("method")
+
+
+def method_class(name: str) -> type[Method]:
+    """The class registered as ``name``, or the base :class:`Method` (generic label, no
+    method-specific parts) for a name not registered in this process, e.g. a record written with
+    a plug-in that is not imported; tables and reports then still show it."""
+    return METHODS.get(name).cls if name in METHODS else Method
+
+
+def as_settings(settings: Mapping[str, Any] | Any) -> Mapping[str, Any]:
+    """A method's settings as a mapping: a record's ``config.method`` as it is, a params
+    dataclass through :func:`dataclasses.asdict`.
+
+    Raises:
+        TypeError: neither a mapping nor a dataclass instance.
+    """
+    if isinstance(settings, Mapping):
+        return settings
+    if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
+        return dataclasses.asdict(settings)
+    raise TypeError(f"method settings must be a mapping or a params dataclass, got {type(settings).__name__}")
 
 
 def postprocess(

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable, Literal, Mapping
 
 import torch
-import torch.nn.functional as F
 
 from ..backbones import full_param_count, layer_shapes
 from ..errors import ConfigError, PadimBenchError
 from .base import METHODS, Method, MethodMemory, MethodSpec
+from .features import combine_maps, finest_grid, layer_maps, select_channels, split_by_layer, upsample_concat
 
 #: the co-moment is accumulated in float64 where one Gaussian grid's float64 co-moment fits in this
 #: many bytes (2.0 GB), else in float32: the rule every committed run used (see accumulator_dtype)
@@ -69,37 +69,12 @@ class PadimParams:
             raise ConfigError(f"method.pca_samples: must be >= 1, got {self.pca_samples}")
 
 
-def select_channels(total: int, d: int | None, seed: int) -> torch.Tensor:
-    """The ``d`` embedding channels PaDiM keeps, drawn once from ``torch.Generator(seed)``.
-
-    Returns:
-        int64 tensor ``(d,)`` of sorted channel indices in ``[0, total)`` (all when ``d`` is None).
-
-    Raises:
-        ConfigError: ``d`` larger than ``total``.
-    """
-    if d is None:
-        return torch.arange(total)
-    if d > total:
-        raise ConfigError(f"method.d = {d} is larger than the embedding ({total} channels)")
-    g = torch.Generator().manual_seed(seed)
-    return torch.randperm(total, generator=g)[:d].sort().values
-
-
 def accumulator_dtype(positions: int, d: int, float64_max_bytes: int = FLOAT64_MAX_BYTES) -> torch.dtype:
     """Dtype of the running mean and co-moment of a grid of ``positions`` Gaussians of dimension
     ``d``: float64 where its co-moment (``positions x d x d x 8`` bytes) fits in
     ``float64_max_bytes``, else float32. The fit (:class:`GaussianGrid`) and the memory prediction
     (:meth:`Padim.predict_memory`) both use this rule."""
     return torch.float64 if positions * d * d * 8 <= float64_max_bytes else torch.float32
-
-
-def split_by_layer(idx: torch.Tensor, channels: list[int]) -> list[torch.Tensor]:
-    """The per-layer split of the selected embedding channels: for sorted global indices ``idx``
-    (int64 ``(d,)``, into the concatenation of layers of ``channels`` channels each), each layer's
-    local indices (int64 ``(d_l,)``, ``sum d_l = d``)."""
-    bounds = torch.tensor([0] + list(channels)).cumsum(0).tolist()
-    return [idx[(idx >= lo) & (idx < hi)] - lo for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 def grid_sizes(params: "PadimParams", shapes: dict[str, tuple[int, int, int]]) -> list[tuple[int, int]]:
@@ -282,17 +257,10 @@ class GaussianGrid:
                 "grid": list(self.grid), "n": self.n}
 
     def load(self, state: dict[str, Any]) -> None:
-        """Load :meth:`state`. States of older padim-bench versions still load: the full ``L^-T``
-        (``cov_inv_factor_t``) is split into its blocks, and the untransposed ``L^-1``
-        (``cov_inv_factor``) is transposed first."""
+        """Load :meth:`state`."""
         self.mean = state["mean"].to(self.device)
-        if "factor_top" in state:
-            self.factor_top = state["factor_top"].to(self.device)
-            self.factor_br = state["factor_br"].to(self.device)
-        elif "cov_inv_factor_t" in state:
-            self._set_factor(state["cov_inv_factor_t"].to(self.device))
-        else:
-            self._set_factor(state["cov_inv_factor"].transpose(1, 2).to(self.device))
+        self.factor_top = state["factor_top"].to(self.device)
+        self.factor_br = state["factor_br"].to(self.device)
         self.grid, self.n = tuple(state["grid"]), int(state["n"])
 
 
@@ -310,6 +278,7 @@ class Padim(Method):
     """
 
     name = "padim"
+    display_name = "PaDiM"
 
     def __init__(self, params: PadimParams, extractor: Any, device: str | torch.device = "cpu", seed: int = 0, *,
                  float64_max_bytes: int = FLOAT64_MAX_BYTES, chunk_bytes: int = CHUNK_BYTES):
@@ -322,12 +291,23 @@ class Padim(Method):
         self.channels = [extractor.channels[name] for name in self.layers]
         total = sum(self.channels)
         self.idx = torch.arange(total) if params.reduction == "pca" else select_channels(total, params.d, seed)
-        # split the global channel indices into per-layer local indices (select before upsampling)
-        self._local_idx = [local.to(self.device) for local in split_by_layer(self.idx, self.channels)]
+        # the global channel indices as per-layer local ones (channels are selected before upsampling)
+        self._local_idx = [i.to(self.device) for i in split_by_layer(self.idx, self.channels)]
         self.pca_mean: torch.Tensor | None = None  # (C,)
         self.pca_components: torch.Tensor | None = None  # (d, C)
         self.gaussians: list[GaussianGrid] = []
         self.n_train = 0
+
+    @classmethod
+    def label_parts(cls, settings: Mapping[str, Any]) -> list[str]:
+        """``Rd<d>`` when ``d`` is set (the paper's ``PaDiM-R18-Rd100``)."""
+        return [f"Rd{settings['d']}"] if settings.get("d") else []
+
+    @classmethod
+    def variant_parts(cls, settings: Mapping[str, Any]) -> list[str]:
+        """``reduction`` and ``combine`` where they are not the paper's PaDiM (``pca``, ``sum``)."""
+        defaults = (("reduction", "random"), ("combine", "joint"))
+        return [str(settings[key]) for key, default in defaults if settings.get(key, default) != default]
 
     @classmethod
     def check_embedding(cls, params: PadimParams, channels: dict[str, int]) -> None:
@@ -395,7 +375,7 @@ class Padim(Method):
     def layer_features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """The selected channels of each layer at the layer's own resolution: ``[(B, d_l, h_l, w_l)]``."""
         feats = self.extractor(images.to(self.device, non_blocking=True))
-        return [feats[name].index_select(1, local).float() for name, local in zip(self.layers, self._local_idx)]
+        return layer_maps(feats, self.layers, self._local_idx)
 
     @torch.inference_mode()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
@@ -410,9 +390,7 @@ class Padim(Method):
             float32 ``(B, d, h, w)`` on ``self.device``, (h, w) the first layer's grid.
         """
         parts = self.layer_features(images)
-        size = max((f.shape[-2:] for f in parts), key=lambda hw: hw[0] * hw[1])  # the finest grid
-        emb = torch.cat([f if f.shape[-2:] == size else F.interpolate(f, size=size, mode="nearest")
-                         for f in parts if f.shape[1]], 1)
+        emb = upsample_concat(parts, finest_grid(parts))
         if self.pca_components is not None:
             emb = torch.einsum("dc,bchw->bdhw", self.pca_components, emb - self.pca_mean[None, :, None, None])
         return emb
@@ -463,7 +441,7 @@ class Padim(Method):
         for images in batches:
             emb = self.embed(images)  # all channels (idx = all under PCA)
             b, c, h, w = emb.shape
-            per_image = -(-self.params.pca_samples // self.n_train_hint) if self.n_train_hint else h * w
+            per_image = -(-self.params.pca_samples // self.n_train_expected) if self.n_train_expected else h * w
             x = emb.permute(0, 2, 3, 1).reshape(b, h * w, c)
             if per_image < h * w:  # the same number of random positions from every image
                 keep = torch.stack([torch.randperm(h * w, generator=g)[:per_image] for _ in range(b)]).to(x.device)
@@ -493,14 +471,8 @@ class Padim(Method):
         if self.params.combine != "sum":
             return self.gaussians[0].distance(self.embed(images)).cpu()
         parts = [p for p in self.layer_features(images) if p.shape[1]]
-        size = max((f.shape[-2:] for f in parts), key=lambda hw: hw[0] * hw[1])  # the finest grid
-        total = None
-        for g, x in zip(self.gaussians, parts):
-            m = g.distance(x)[:, None]
-            if m.shape[-2:] != size:
-                m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
-            total = m if total is None else total + m
-        return total[:, 0].cpu()
+        maps = [g.distance(x) for g, x in zip(self.gaussians, parts)]
+        return combine_maps(maps, finest_grid(parts), "sum").cpu()
 
     # -------------------------------------------------------------------------------------- state
     def state_nbytes(self) -> dict[str, int]:
@@ -536,9 +508,7 @@ class Padim(Method):
                 f"state was fitted with {state['backbone']} {state['layers']}, "
                 f"not {self.extractor.name} {self.layers}"
             )
-        if "gaussians" not in state:
-            raise PadimBenchError("saved PaDiM state is from an older padim-bench version; fit the model again")
-        if not torch.equal(state["idx"], self.idx) or state.get("combine") != self.params.combine:
+        if not torch.equal(state["idx"], self.idx) or state["combine"] != self.params.combine:
             raise PadimBenchError("state was fitted with other random channels or another combine (seed, d differ)")
         self.gaussians = []
         for gs in state["gaussians"]:
@@ -548,20 +518,6 @@ class Padim(Method):
         to = (lambda t: None if t is None else t.to(self.device))  # noqa: E731
         self.pca_mean, self.pca_components = to(state["pca_mean"]), to(state["pca_components"])
         self.n_train = int(state["n_train"])
-
-    # compatibility accessors: the joint model's tensors
-    @property
-    def mean(self) -> torch.Tensor | None:
-        return self.gaussians[0].mean if self.gaussians else None
-
-    @property
-    def cov_inv_factor(self) -> torch.Tensor | None:
-        """``L^-1`` ``(P, d, d)`` of the joint model (a transposed view of the stored ``L^-T``)."""
-        return self.gaussians[0].cov_inv_factor_t.transpose(1, 2) if self.gaussians else None
-
-    @property
-    def grid(self) -> tuple[int, int] | None:
-        return self.gaussians[0].grid if self.gaussians else None
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -28,11 +28,11 @@ from typing import Any, Iterable, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..backbones import full_param_count, layer_shapes
 from ..errors import ConfigError, PadimBenchError
 from .base import METHODS, Method, MethodMemory, MethodSpec
+from .features import combine_maps, layer_maps, upsample_concat
 from .knn import knn
 
 
@@ -74,6 +74,8 @@ class Spade(Method):
     """
 
     name = "spade"
+    display_name = "SPADE"
+    per_image_state = ("bank",)  # every training image's features
 
     def __init__(self, params: SpadeParams, extractor: Any, device: str | torch.device = "cpu", seed: int = 0):
         self.params = params
@@ -181,7 +183,8 @@ class Spade(Method):
         """Pooled feature ``(B, C_pool)`` and pixel maps ``{layer: (B, h, w, C)}``, float32 CPU."""
         feats = self.extractor(images.to(self.device))
         pool = feats[self.params.pool_layer].mean((2, 3)).float().cpu()
-        maps = {k: feats[k].permute(0, 2, 3, 1).float().cpu().contiguous() for k in self.layers}
+        pixel = layer_maps(feats, self.layers)
+        maps = {k: v.permute(0, 2, 3, 1).cpu().contiguous() for k, v in zip(self.layers, pixel)}
         return pool, maps
 
     def _allocate(self, n: int, pool: torch.Tensor, maps: dict[str, torch.Tensor]) -> None:
@@ -201,19 +204,20 @@ class Spade(Method):
         self.banks = tensors
 
     def fit(self, batches: Iterable[torch.Tensor]) -> None:
-        """Store the features of every training image (the bank is allocated once, at the size
-        predicted from ``n_train_hint``).
+        """Store the features of every training image (the bank is allocated once, for the
+        number of images announced with :meth:`set_train_size`).
 
         Raises:
-            PadimBenchError: no training image, or more images than ``n_train_hint``.
+            PadimBenchError: no training size announced, no training image, or more images than
+                announced.
         """
         n = 0
         for images in batches:
             pool, maps = self.features(images)
             if self.pool is None:
-                if not self.n_train_hint:
-                    raise PadimBenchError("SPADE needs n_train_hint (the number of training images) before fit")
-                self._allocate(self.n_train_hint, pool, maps)
+                if not self.n_train_expected:
+                    raise PadimBenchError("SPADE needs the number of training images (set_train_size) before fit")
+                self._allocate(self.n_train_expected, pool, maps)
             b = len(images)
             if n + b > self.pool.shape[0]:
                 raise PadimBenchError(f"SPADE got more training images than announced ({self.pool.shape[0]})")
@@ -252,28 +256,19 @@ class Spade(Method):
                 d, _ = knn(q.reshape(-1, q.shape[-1]), g.reshape(-1, g.shape[-1]), self.params.kappa, self.params.chunk)
                 out.append(d.mean(1).reshape(h1, w1))
                 continue
-            layer_maps = []
+            per_layer = []
             for k in self.layers:
                 q = maps[k][b]  # (h, w, C)
                 g = self.banks[k][nn_idx]  # (K, h, w, C)
                 d, _ = knn(q.reshape(-1, q.shape[-1]), g.reshape(-1, g.shape[-1]), self.params.kappa, self.params.chunk)
-                m = d.mean(1).reshape(1, 1, *q.shape[:2])
-                if m.shape[-2:] != (h1, w1):
-                    m = F.interpolate(m, size=(h1, w1), mode="bilinear", align_corners=False)
-                layer_maps.append(m[0, 0])
-            out.append(torch.stack(layer_maps).mean(0))
+                per_layer.append(d.mean(1).reshape(1, *q.shape[:2]))
+            out.append(combine_maps(per_layer, (h1, w1), "mean")[0])
         return torch.stack(out), image_scores
 
     @staticmethod
     def _concat(maps: dict[str, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         """Nearest-upsample ``{layer: (N, h, w, C)}`` to ``size`` and concatenate: ``(N, H, W, sum C)``."""
-        parts = []
-        for v in maps.values():
-            x = v.permute(0, 3, 1, 2)
-            if x.shape[-2:] != size:
-                x = F.interpolate(x, size=size, mode="nearest")
-            parts.append(x)
-        return torch.cat(parts, 1).permute(0, 2, 3, 1)
+        return upsample_concat([v.permute(0, 3, 1, 2) for v in maps.values()], size).permute(0, 2, 3, 1)
 
     def score(self, images: torch.Tensor) -> torch.Tensor:
         return self.score_images(images)[0]

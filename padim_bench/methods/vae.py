@@ -215,6 +215,9 @@ class Vae(Method):
     """
 
     name = "vae"
+    display_name = "VAE"
+    trains_backbone = True  # random initial weights are a setting: the encoder is trained
+    default_layers = ("layer4",)  # the encoder ends at the last stage (stride 32: 256 -> 8x8)
 
     def __init__(self, params: VaeParams, extractor: Any, device: str | torch.device = "cpu", seed: int = 0):
         params.check()
@@ -240,7 +243,7 @@ class Vae(Method):
                          params.latent_channels)
         self.net = net.to(self.device).requires_grad_(True)
         self.net.eval()
-        self.progress_display = None  # a rich Progress the runner may attach (see attach_progress)
+        self.progress_display = None  # a rich Progress the runner attaches (see attach_progress)
         self.size: int | None = None
         self.info: dict[str, Any] = {}
 

@@ -26,13 +26,13 @@ import numpy as np
 
 from .. import reference, tables
 from ..errors import PadimBenchError
+from ..methods import method_class
 from ..output import markdown_table
 from ..store import atomic_write_bytes, atomic_write_text, read_results
 from . import html as H
 from .data import GROUP_TEXT, GROUPS, IMAGE_THRESHOLD_RULE, PIXEL_THRESHOLD_RULE, REPORT_DATA_DIR, CategoryData, \
     load_category, safe_name
 
-METHOD_NAMES = {"padim": "PaDiM", "spade": "SPADE", "vae": "VAE"}
 BACKBONE_NAMES = {"resnet18": "R18", "wide_resnet50_2": "WR50", "efficientnet_b5": "EffB5",
                   "efficientnet_lite0": "EffL0", "efficientnet_lite1": "EffL1", "efficientnet_lite2": "EffL2"}
 METRICS = (("image_roc_auc", "image ROC-AUC %"), ("pixel_roc_auc", "pixel ROC-AUC %"), ("pro", "PRO % (FPR <= 0.3)"))
@@ -89,12 +89,10 @@ def find_runs(paths: Sequence[str | Path]) -> list[Run]:
 
 
 def run_label(record: dict[str, Any]) -> str:
-    """Short label of a run: ``PaDiM-EffL0-Rd100``, ``SPADE-WR50``, ``VAE-R18`` (+ ``[random]``,
-    ``nonaligned``, ``[synthetic]``)."""
+    """Short label of a run: the method's label (``Method.label``: ``PaDiM-EffL0-Rd100``,
+    ``SPADE-WR50``, ``VAE-R18``) + ``nonaligned``, ``[random]``, ``[synthetic]``."""
     m = record["config"]["method"]
-    label = f"{METHOD_NAMES.get(m['name'], m['name'])}-{BACKBONE_NAMES.get(m['backbone'], m['backbone'])}"
-    if m["name"] == "padim" and m.get("d"):
-        label += f"-Rd{m['d']}"
+    label = method_class(m["name"]).label(m, BACKBONE_NAMES.get(m["backbone"], m["backbone"]))
     if record["config"]["dataset"].get("augment", "none") != "none":
         label += " nonaligned"
     if m.get("weights") == "random":
@@ -153,6 +151,7 @@ class _Paper:
 
     def __init__(self) -> None:
         paper = reference.load_paper()
+        self.markers: dict[str, str] = paper.get("markers", {})
         self.rows: dict[str, dict[str, Any]] = {}
         self.cells: dict[str, list[reference.PaperCell]] = {}
         for table, spec in paper["tables"].items():
@@ -173,7 +172,8 @@ class _Paper:
 
         rows, method = self.rows[table], record["config"]["method"]["name"]
         own = self.own_row(record, table)
-        return [(PaperMark(c.row, rows[c.row]["label"], c.value, c.tag, own == c.row), c) for c in self.cells[table]
+        return [(PaperMark(c.row, rows[c.row]["label"], c.value, c.tag, own == c.row, self.markers.get(c.row, "o")), c)
+                for c in self.cells[table]
                 if c.column == column and c.metric == metric and rows.get(c.row, {}).get("method") == method]
 
 

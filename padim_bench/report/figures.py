@@ -26,7 +26,6 @@ from PIL import Image
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
            "#bcbd22")
-PAPER_MARKERS = {"padim_r18": "o", "padim_wr50": "s", "padim_effb5": "v", "spade": "D", "vae": "^"}
 HEATMAP = "jet"
 
 
@@ -169,13 +168,15 @@ def overlay_figure(title: str, rows: Sequence[OverlayRow], vmin: float, vmax: fl
 @dataclass
 class PaperMark:
     """A paper value drawn as a marker: ``row`` (paper.yaml row key), its label, value (percent,
-    seconds or GB), tag, and whether it is the run's own configuration (same backbone)."""
+    seconds or GB), tag, whether it is the run's own configuration (same backbone), and its
+    matplotlib marker (paper.yaml ``markers``)."""
 
     row: str
     label: str
     value: float
     tag: str
     own: bool
+    marker: str = "o"
 
 
 @dataclass
@@ -197,7 +198,7 @@ def _marker_handles(runs: Sequence[BarRun], keys: Sequence[tuple[str, str]]) -> 
                 seen.setdefault((m.row, m.own), m)
     handles = []
     for (row, own), m in sorted(seen.items()):
-        handles.append(Line2D([], [], ls="", marker=PAPER_MARKERS.get(row, "o"), color="black",
+        handles.append(Line2D([], [], ls="", marker=m.marker, color="black",
                               markerfacecolor="black" if own else "none",
                               label=f"paper: {m.label}" + ("" if own else " (same method, paper's backbone)")))
     return handles
@@ -205,7 +206,7 @@ def _marker_handles(runs: Sequence[BarRun], keys: Sequence[tuple[str, str]]) -> 
 
 def _draw_marks(ax, x: float, marks: Sequence[PaperMark]) -> None:
     for m in marks:
-        ax.plot([x], [m.value], ls="", marker=PAPER_MARKERS.get(m.row, "o"), color="black", ms=6,
+        ax.plot([x], [m.value], ls="", marker=m.marker, color="black", ms=6,
                 markerfacecolor="black" if m.own else "none", markeredgewidth=1.2, zorder=5)
 
 
@@ -324,7 +325,7 @@ def cost_figure(runs: Sequence[CostRun], note: str) -> Figure:
     seen: dict[tuple[str, bool], PaperMark] = {}
     for m in marks:
         seen.setdefault((m.row, m.own), m)
-    mh = [Line2D([], [], ls="", marker=PAPER_MARKERS.get(row, "o"), color="black",
+    mh = [Line2D([], [], ls="", marker=m.marker, color="black",
                  markerfacecolor="black" if own else "none",
                  label=f"paper: {m.label}" + ("" if own else " (paper's backbone)")) for (row, own), m in sorted(seen.items())]
     if mh:
