@@ -96,8 +96,8 @@ def _instrument_fit(method) -> tuple[dict[str, float], dict[str, Any]]:
     that their time adds up: ``decode_s`` (waiting for the next batch of the training loader),
     ``embed_s`` (backbone + embedding), ``covariance_update_s`` (the streaming mean / co-moment
     update) and ``inverse_factor_s`` (Cholesky + ``L^-1``), and record the memory just before the
-    factorisation. Works with the ``GaussianGrid`` layout (``update`` / ``finalize``) and with the
-    older ``Padim._inverse_factor``; what cannot be attributed stays in ``other_s``. Overhead: a
+    factorisation (``GaussianGrid.update`` / ``finalize``); what cannot be attributed stays in
+    ``other_s``. Overhead: a
     few ``perf_counter`` calls per batch."""
     import padim_bench.methods.padim as padim_mod
     from padim_bench.profiling import _vm_hwm
@@ -145,19 +145,11 @@ def _instrument_fit(method) -> tuple[dict[str, float], dict[str, Any]]:
     fit = method.fit
     method.fit = lambda batches: fit(TimedBatches(batches))
     method.embed = timed("embed_s", method.embed)
-    grid_cls = getattr(padim_mod, "GaussianGrid", None)
-    if grid_cls is not None and hasattr(grid_cls, "update") and hasattr(grid_cls, "finalize"):
-        grid_cls.update = timed("covariance_update_s", grid_cls.update)
-        grid_cls.finalize = timed("inverse_factor_s", grid_cls.finalize,
-                                  before=lambda g: before_factor(g._m2), after=lambda out, g: after_factor())
-        phase["instrumented"] = "GaussianGrid.update / GaussianGrid.finalize"
-    elif hasattr(method, "_inverse_factor"):
-        method._inverse_factor = timed("inverse_factor_s", method._inverse_factor,
-                                       before=lambda m2, n: before_factor(m2),
-                                       after=lambda out, m2, n: after_factor())
-        phase["instrumented"] = "Padim._inverse_factor (covariance update = remainder)"
-    else:
-        phase["instrumented"] = "embed only"
+    grid_cls = padim_mod.GaussianGrid
+    grid_cls.update = timed("covariance_update_s", grid_cls.update)
+    grid_cls.finalize = timed("inverse_factor_s", grid_cls.finalize,
+                              before=lambda g: before_factor(g._m2), after=lambda out, g: after_factor())
+    phase["instrumented"] = "GaussianGrid.update / GaussianGrid.finalize"
     return br, phase
 
 
@@ -181,8 +173,6 @@ def child_fit(args: argparse.Namespace) -> dict[str, Any]:
     span = fit_category(cfg, method, dataclasses.replace(split, train=split.train[:n]), torch.device("cpu")).fit
     maxrss_after = _maxrss()
     br["other_s"] = span["fit_s"] - sum(br.values())
-    if phase.get("instrumented", "").startswith("Padim._inverse_factor"):
-        br["covariance_update_s"], br["other_s"] = br["other_s"], 0.0
     state = method.state_nbytes()
     if args.save_state:  # for the inference child; after every measurement of this process
         torch.save(method.state_dict(), args.save_state)
