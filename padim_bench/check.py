@@ -100,10 +100,10 @@ def against_baseline(record: dict[str, Any], baseline: dict[str, Any], tol: dict
     both runs have the same categories (else listed as ``info``, "over other categories").
 
     Raises:
-        PadimBenchError: the two runs are on different datasets (e.g. STC against an MVTec AD
-            baseline): their categories and metrics mean different things.
+        PadimBenchError: the two runs are on different datasets (``config.dataset.name``, e.g. STC
+            against an MVTec AD baseline): their categories and metrics mean different things.
     """
-    names = [(r.get("config") or {}).get("dataset", {}).get("name", "mvtec_ad") for r in (record, baseline)]
+    names = [tables.dataset_name(r) for r in (record, baseline)]
     if names[0] != names[1]:
         raise PadimBenchError(f"the results are on {names[0]}, the baseline on {names[1]}: not comparable; "
                               "check against a baseline of the same dataset")

@@ -92,17 +92,21 @@ def title(record: dict[str, Any]) -> str:
             f" | {record['config']['dataset']['name']} | weights: {m['weights']}")
 
 
-def stc_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """For an STC run, the row of the metrics pooled over every scene (``all (pooled)``: every test
-    pixel / frame of every scene as one set, see ``results.json: stc.pooled``), shaped like
-    :func:`summary_rows`' rows; ``[]`` otherwise."""
-    stc = record.get("stc")
-    if not stc or not record["categories"]:
+def pooled_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The row of the metrics its dataset computes over the whole dataset at once
+    (:meth:`padim_bench.data.Dataset.pooled_row`; STC's ``all (pooled)``: every test pixel /
+    frame of every scene as one set, see ``results.json: stc.pooled``), shaped like
+    :func:`summary_rows`' rows; ``[]`` where the dataset has none."""
+    from .data import record_dataset
+
+    pooled = record_dataset(record).pooled_row(record)
+    if pooled is None or not record["categories"]:
         return []
-    pooled, asked = stc.get("pooled") or {}, record["config"]["evaluation"]["metrics"]
-    row = {"name": "all (pooled)", "kind": "mean"}
+    label, values = pooled
+    asked = record["config"]["evaluation"]["metrics"]
+    row = {"name": label, "kind": "mean"}
     for k, _ in METRIC_COLUMNS:
-        row[k] = pooled.get(k) if k in asked and k != "pro" else NOT_ASKED
+        row[k] = values.get(k, NOT_ASKED) if k in asked else NOT_ASKED
     keys = list(summary_rows(record["categories"])[0])
     return [{k: row.get(k) for k in keys}]
 
@@ -117,15 +121,14 @@ def synthetic_note(record: dict[str, Any]) -> str | None:
 
 
 def captions(record: dict[str, Any]) -> list[str]:
-    """The lines under a run's table: the random-weights and synthetic-data labels, and for STC the
-    protocol."""
+    """The lines under a run's table: the random-weights and synthetic-data labels, and the
+    dataset's own (:meth:`padim_bench.data.Dataset.captions`, e.g. STC's protocol)."""
+    from .data import record_dataset
+
     lines = [random_note(record)] if random_note(record) else []
     if synthetic_note(record):
         lines.append(synthetic_note(record))
-    if record.get("stc"):
-        lines += [record["stc"]["protocol"], "image ROC-AUC = frame level; all = mean over scenes; "
-                  "all (pooled) = every test frame / pixel of every scene as one set"]
-    return lines
+    return lines + record_dataset(record).captions(record)
 
 
 def rich_table(record: dict[str, Any]) -> Table:
@@ -136,7 +139,7 @@ def rich_table(record: dict[str, Any]) -> Table:
         t.add_column(label, justify="right")
     for label in ("fit s", "infer s/img", "fit peak GB", "state GB"):
         t.add_column(label, justify="right")
-    rows = summary_rows(record["categories"]) + stc_rows(record)
+    rows = summary_rows(record["categories"]) + pooled_rows(record)
     for i, r in enumerate(rows):
         if r["kind"] == "mean" and (i == 0 or rows[i - 1]["kind"] != "mean"):
             t.add_section()
@@ -153,7 +156,7 @@ def markdown_table(record: dict[str, Any]) -> str:
     for line in captions(record):
         lines += [f"_{line}_", ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in summary_rows(record["categories"]) + stc_rows(record):
+    for r in summary_rows(record["categories"]) + pooled_rows(record):
         cells = [r["name"], *(_pct(r[k], 2) for k, _ in METRIC_COLUMNS), _num(r["fit_s"], ".1f"),
                  _num(r["infer_s_per_image"], ".3f"), _num(r["fit_peak_gb"], ".2f"), _num(r["state_gb"], ".3f")]
         lines.append("| " + " | ".join(cells) + " |")
@@ -162,7 +165,7 @@ def markdown_table(record: dict[str, Any]) -> str:
 
 def csv_table(record: dict[str, Any]) -> str:
     """One row per category (and mean rows), full precision; metrics as fractions in [0, 1]."""
-    rows = summary_rows(record["categories"]) + stc_rows(record)
+    rows = summary_rows(record["categories"]) + pooled_rows(record)
     buf = io.StringIO()
     fields = ["name", "kind", "method", "backbone", "weights"] + [k for k in rows[0] if k not in ("name", "kind")]
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")

@@ -4,10 +4,10 @@ Order of work, so that every error a user can cause comes before any long comput
 
 1. the config is already validated (:func:`padim_bench.config.load_config`);
 2. the output folder is checked (a run with another config is never overwritten silently);
-3. every category's layout is scanned (missing masks, empty folders, size mismatches; STC: every
-   video's frame count and every clip's frame / label / mask alignment, one scene per category),
-   and each fit's memory is predicted and refused when it will not fit
-   (:func:`padim_bench.memory.check_run`);
+3. every category's layout is scanned by the configured dataset (:mod:`padim_bench.data`: missing
+   masks, empty folders, size mismatches; STC: every video's frame count and every clip's frame /
+   label / mask alignment, one scene per category), and each fit's memory is predicted and refused
+   when it will not fit (:func:`padim_bench.memory.check_run`);
 4. the backbone is loaded (missing weights fail here, at once) and ``d`` checked against it;
 5. per category, :func:`run_category`: the steps of :mod:`padim_bench.steps` (fit, timed, or
    loaded from the model cache; batched scoring of the test set; the batch-1 timing pass; the
@@ -31,10 +31,10 @@ from . import metrics as M
 from . import store
 from .backbones import layer_names, layer_shapes, load_backbone
 from .config import RunConfig
-from .data.mvtec import CategorySplit, category_kind, resolve_categories, scan_category
+from .data import Dataset, Prepared, dataset_for
+from .data.mvtec import CategorySplit
 from .data.origin import synthetic_origin
 from .data.transforms import Preprocess
-from .data.verify import check_split
 from .envinfo import environment
 from .errors import ConfigError, PadimBenchError
 from .memory import check_run
@@ -102,43 +102,34 @@ def build_method(cfg: RunConfig, device: torch.device) -> Method:
     return spec.cls(m.params, extractor, device=device, seed=m.seed)
 
 
-def scan_splits(cfg: RunConfig) -> tuple[list[Any], dict[str, list[str]], Any]:
-    """Every category's split, checked (layout, alignment, decodability), before any model.
+def scan_splits(cfg: RunConfig) -> Prepared:
+    """Every category's split, checked by the configured dataset (layout, alignment,
+    decodability), before any model (:meth:`padim_bench.data.Dataset.prepare`).
 
     Returns:
-        ``(splits, skipped, stc_plan)``: MVTec AD categories or STC scenes; per category the
-        files skipped under ``dataset.on_unreadable: skip``; the STC plan
-        (:class:`padim_bench.data.stc.StcPlan`, its protocol figures) or None.
+        The :class:`~padim_bench.data.Prepared` data: the splits, per category the files skipped
+        under ``dataset.on_unreadable: skip``, and the dataset's run-level protocol facts.
 
     Raises:
         ConfigError, DataError: unknown categories or scenes, a broken layout, an unreadable file.
     """
-    ds = cfg.dataset
-    if ds.name == "stc":
-        from .data.stc import prepare
-
-        plan, skipped = prepare(ds)
-        return list(plan.splits), skipped, plan
-    splits, skipped = [], {}
-    for c in resolve_categories(ds.root, ds.categories):
-        split, skipped[c] = check_split(scan_category(ds.root, c), ds.on_unreadable)
-        splits.append(split)
-    return splits, skipped, None
+    return dataset_for(cfg.dataset).prepare()
 
 
 # ------------------------------------------------------------------------------ a category, a run
 def run_category(
     cfg: RunConfig, method: Method, split: CategorySplit, device: torch.device,
     progress: Progress | None = None, models_dir: Path | None = None, cache_path: Path | None = None,
-    report_dir: Path | None = None, stc_hist_path: Path | None = None,
+    report_dir: Path | None = None, hist_path: Path | None = None,
 ) -> dict[str, Any]:
     """One category through the steps: :func:`fit_category`, :func:`score_category`,
     :func:`time_category`, :func:`evaluate`. With ``report_dir`` (the run's output folder), the
     curves the metrics integrated and the maps of a few selected test images are saved into
     ``report_dir/report_data`` (:func:`padim_bench.report.data.save_category`; outside every timed
-    span). On STC the record gets an ``stc`` part (the scene's protocol figures and the frame-level
-    ROC-AUC of the map maxima) and the scene's pixel-score histogram is written to
-    ``stc_hist_path`` for the ROC-AUC pooled over all scenes.
+    span). The dataset adds its own part to the record (:meth:`Dataset.category_extras`, e.g. STC's
+    frame-level ROC-AUC of the map maxima), and where it pools pixels over categories
+    (:attr:`Dataset.keeps_histograms`) the category's pixel-score histogram is written to
+    ``hist_path``.
 
     Returns:
         The category record (plain data, see ``results.json``).
@@ -146,6 +137,7 @@ def run_category(
     Raises:
         PadimBenchError: the method's failures, or a file that cannot be written.
     """
+    dataset = dataset_for(cfg.dataset)
     fitted = fit_category(cfg, method, split, device, progress, cache_path, models_dir)
     scored = score_category(cfg, method, split, device, progress)
     timed = time_category(cfg, method, split, device)
@@ -160,14 +152,10 @@ def run_category(
                           roc=ev.roc, pro=ev.pro, run_hash=cfg.run_hash(), config_hash=cfg.config_hash())
         except OSError as e:
             raise PadimBenchError(f"{report_dir}: cannot write the report data ({e.strerror or e})") from None
-    stc = None
-    if cfg.dataset.name == "stc":  # frame-level ROC-AUC of the map maxima; pixel histogram for the pooled ROC-AUC
-        map_max = scored.maps.reshape(len(scored.maps), -1).max(1)
-        stc = {**split.describe(), "frame_roc_auc": M.image_roc_auc(map_max, scored.labels),
-               "map_max": map_max.tolist()}
-        if stc_hist_path is not None:
-            store.save_histogram(stc_hist_path, M.score_histogram(scored.maps, scored.masks))
-    return _category_record(cfg, method, split, fitted, scored, timed, ev, stc)
+    extras = dataset.category_extras(split, scored.maps, scored.masks, scored.labels)
+    if hist_path is not None and dataset.keeps_histograms:  # for the pixel ROC-AUC pooled over categories
+        store.save_histogram(hist_path, M.score_histogram(scored.maps, scored.masks))
+    return _category_record(cfg, dataset, method, split, fitted, scored, timed, ev, extras)
 
 
 def _warn_contended(name: str, fitted: FitResult, timed: TimeResult) -> None:
@@ -181,14 +169,16 @@ def _warn_contended(name: str, fitted: FitResult, timed: TimeResult) -> None:
                       "runtime.threads: 1 is steadier)", UserWarning, stacklevel=3)
 
 
-def _category_record(cfg: RunConfig, method: Method, split: CategorySplit, fitted: FitResult, scored: ScoreResult,
-                     timed: TimeResult, ev: Evaluation, stc: dict[str, Any] | None) -> dict[str, Any]:
-    """The category record (``results.json: categories[]``) from the steps' results."""
-    ds, rt, fit, infer = cfg.dataset, cfg.runtime, fitted.fit, timed.span
+def _category_record(cfg: RunConfig, dataset: Dataset, method: Method, split: CategorySplit, fitted: FitResult,
+                     scored: ScoreResult, timed: TimeResult, ev: Evaluation,
+                     extras: dict[str, Any] | None) -> dict[str, Any]:
+    """The category record (``results.json: categories[]``) from the steps' results, the
+    dataset's own part (``extras``) last, under its record key."""
+    rt, fit, infer = cfg.runtime, fitted.fit, timed.span
     state = method.state_nbytes()
     return {
         "category": split.name,
-        "kind": "scene" if ds.name == "stc" else category_kind(split.name, ds.texture_categories),
+        "kind": dataset.kind(split.name),
         "n_train": len(split.train),
         "n_test": len(split.test),
         "n_test_anomalous": int(scored.labels.sum()),
@@ -225,7 +215,7 @@ def _category_record(cfg: RunConfig, method: Method, split: CategorySplit, fitte
         "image_scores": scored.scores.tolist(),
         "labels": scored.labels.tolist(),
         "image_paths": [str(s.path) for s in split.test],
-        **({"stc": stc} if stc is not None else {}),
+        **({dataset.record_key: extras} if extras is not None else {}),
     }
 
 
@@ -244,42 +234,34 @@ def run(
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     check_names(cfg)  # method, backbone, layers: before any file is read
-    splits, skipped, stc_plan = scan_splits(cfg)  # every file's layout and decodability, before any model
+    dataset = dataset_for(cfg.dataset)
+    data = dataset.prepare()  # every file's layout and decodability, before any model
     size = Preprocess(cfg.dataset.resize, cfg.dataset.crop, cfg.dataset.interpolation).size
-    memory = check_run(cfg, splits, device, size)  # refuses a fit that will not fit, with the figures
+    memory = check_run(cfg, data.splits, device, size)  # refuses a fit that will not fit, with the figures
     origin = synthetic_origin(cfg.dataset.root)
     root_resolved = str(Path(cfg.dataset.root).resolve())  # the report finds images from any working folder
     if origin:
         console.print(f"[yellow]synthetic data:[/] {cfg.dataset.root} is a {origin['what']}; "
                       "its values are not comparable with the paper's", highlight=False)
-    if stc_plan is not None:
-        from .data.stc import protocol_text
-
-        console.print(protocol_text(stc_plan.info, cfg.dataset.resize), highlight=False)
+    for line in dataset.protocol_lines(data.info):
+        console.print(line, highlight=False)
     method = build_method(cfg, device)  # weights and d are checked here, before any fit
     folder = store.claim_run_folder(cfg, force)  # only a run that can start claims the output folder
     records, computed = [], False  # computed: any category fitted and evaluated by this invocation
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, disable=not show_progress, transient=True)
     with progress:
-        for split in splits:
-            rec = None if force else folder.finished(split, cfg.evaluation.metrics, histogram=stc_plan is not None,
-                                                     console=console)
+        for split in data.splits:
+            rec = None if force else folder.finished(split, cfg.evaluation.metrics,
+                                                     histogram=dataset.keeps_histograms, console=console)
             if rec is not None:
                 console.print(f"[dim]{split.name}: already done in {folder.category_file(split.name)}, "
                               "skipped (use --force to recompute)[/]")
                 records.append(rec)
                 continue
-            fresh = METHODS.get(cfg.method.name).cls(cfg.method.params, method.extractor, device=device,
-                                                     seed=cfg.method.seed)
-            fresh.attach_progress(progress)  # methods that train report in the run's display
-            rec = run_category(cfg, fresh, split, device, progress,
-                               folder.models_dir if cfg.output.save_models else None,
-                               store.model_cache_path(cfg.output.model_cache, cfg.config_hash(), split.name),
-                               report_dir=folder.path,
-                               stc_hist_path=folder.histogram_file(split.name) if stc_plan is not None else None)
+            rec = _run_fresh(cfg, method, split, device, progress, folder, dataset.keeps_histograms)
             store.stamp_category(rec, cfg, split, method.extractor, environment(device), memory[split.name],
-                                 skipped[split.name], root_resolved, origin)
+                                 data.skipped[split.name], root_resolved, origin)
             folder.write_category(rec)
             records.append(rec)
             computed = True
@@ -291,18 +273,35 @@ def run(
             console.print(f"[dim]nothing new to compute; {folder.path / store.RESULTS} unchanged[/]", highlight=False)
             return old
     record = store.run_record(cfg, records, method.extractor, environment(device), TIMED_SPANS, root_resolved, origin)
-    if stc_plan is not None:
-        record["stc"] = store.stc_summary(stc_plan.info, records, folder, cfg.dataset.resize)
+    hists = [store.load_histogram(folder.histogram_file(r["category"])) for r in records] \
+        if dataset.keeps_histograms else None
+    summary = dataset.run_summary(data.info, records, hists)
+    if summary is not None:
+        record[dataset.record_key] = summary
     folder.write_results(record)
     if cfg.output.report:  # matplotlib is imported only here
-        from .report.build import build_report
-
-        summary = build_report([folder.path], folder.path / "report")
-        for problem in summary.problems:
-            console.print(f"[yellow]report:[/] {problem}", highlight=False)
-        console.print(f"report: {summary.html} ({summary.total_bytes / 1e6:.2f} MB in {summary.n_files} files)",
-                      highlight=False)
+        _write_report(console, folder.path)
     return record
+
+
+def _run_fresh(cfg: RunConfig, method: Method, split: Any, device: torch.device, progress: Progress,
+               folder: store.RunFolder, histogram: bool) -> dict[str, Any]:
+    """:func:`run_category` with a fresh method on the shared backbone, its files in ``folder``."""
+    fresh = METHODS.get(cfg.method.name).cls(cfg.method.params, method.extractor, device=device, seed=cfg.method.seed)
+    fresh.attach_progress(progress)  # methods that train report in the run's display
+    return run_category(cfg, fresh, split, device, progress, folder.models_dir if cfg.output.save_models else None,
+                        store.model_cache_path(cfg.output.model_cache, cfg.config_hash(), split.name),
+                        report_dir=folder.path, hist_path=folder.histogram_file(split.name) if histogram else None)
+
+
+def _write_report(console: Console, folder: Path) -> None:
+    from .report.build import build_report
+
+    summary = build_report([folder], folder / "report")
+    for problem in summary.problems:
+        console.print(f"[yellow]report:[/] {problem}", highlight=False)
+    console.print(f"report: {summary.html} ({summary.total_bytes / 1e6:.2f} MB in {summary.n_files} files)",
+                  highlight=False)
 
 
 def _print_category(console: Console, rec: dict[str, Any]) -> None:

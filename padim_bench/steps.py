@@ -36,17 +36,18 @@ from rich.progress import Progress
 from . import metrics as M
 from . import store
 from .config import RunConfig
+from .data import dataset_for
 from .data.images import load_image
 from .data.mvtec import CategorySplit
-from .data.transforms import Augment, Preprocess, make_loader
+from .data.transforms import Augment, Preprocess
 from .methods import Method
 from .methods.base import postprocess
 from .profiling import Span, gemm_rate, measure
 
 TIMED_SPANS = {
     "fit_s": "whole fit, image decoding and resizing included (a decoding thread, or DataLoader workers, overlap it): "
-             "PaDiM: backbone, embedding, mean/covariance update, Cholesky and inverse factor; SPADE: backbone "
-             "and feature bank; VAE: training (its budget is in the model description)",
+             "backbone and the method's own fit (its statistics, feature bank or training; the model description "
+             "gives a training budget)",
     "infer_s_per_image": "batch 1 after warm-up: decode, resize/crop, backbone, embedding, distances, "
                          "upsampling, Gaussian filter, max (model and weight loading excluded)",
     "infer_model_s_per_image": "batch 1: backbone, embedding, distances, upsampling, Gaussian filter, max",
@@ -79,16 +80,12 @@ def _preprocess(cfg: RunConfig) -> tuple[Preprocess, Augment | None]:
 
 
 def _loader(cfg: RunConfig, samples: Any, which: str) -> Iterable:
-    """The DataLoader of a split's ``train`` or ``test`` samples for the dataset's format: MVTec AD
-    images (:func:`make_loader`), or STC videos decoded as they stream and test frames with their
-    mask slices (:func:`padim_bench.data.stc.make_stc_loader`)."""
-    ds, rt = cfg.dataset, cfg.runtime
+    """The batches of a split's ``train`` or ``test`` samples, from the configured dataset's loader
+    (:meth:`padim_bench.data.Dataset.loader`: MVTec AD images, STC videos decoded as they stream
+    and test frames with their mask slices, ...)."""
+    rt = cfg.runtime
     prep, augment = _preprocess(cfg)
-    if ds.name == "stc":
-        from .data.stc import make_stc_loader
-
-        return make_stc_loader(samples, prep, rt.batch_size, rt.workers)
-    return make_loader(samples, prep, rt.batch_size, rt.workers, augment, which, ds.bit_depth)
+    return dataset_for(cfg.dataset).loader(samples, prep, augment, rt.batch_size, rt.workers, which)
 
 
 @dataclass

@@ -277,7 +277,7 @@ def test_report_on_a_folder_that_is_not_a_run(tmp_path):
 def test_input_images_of_a_run_with_a_relative_root_are_found_from_another_folder(demo_data, tmp_path, monkeypatch):
     """A run made with dataset.root "demo" from demo_data's parent, reported from elsewhere: the
     record's resolved root finds the image (without it, only --data-root would)."""
-    from padim_bench.report.build import Run, _input_image
+    from padim_bench.report.runs import Run, _input_image
 
     image = sorted((demo_data / "brick" / "test" / "good").glob("*.png"))[0]
     rel = Path("demo") / image.relative_to(demo_data)

@@ -228,12 +228,12 @@ def test_clip_frames_read_one_mask_slice(synth):
 def test_stc_config_rules_and_hashes():
     base = stc_config("/nowhere", "/tmp/x")
     cfg = config_from_dict(base)
-    assert cfg.dataset.name == "stc" and cfg.dataset.train_frames_total == 5000 and cfg.dataset.test_stride == 2
+    assert cfg.dataset.name == "stc" and cfg.dataset.params == S.StcParams(None, 5000, 2)
     with pytest.raises(ConfigError, match="dataset.crop: STC frames are resized .* without a crop"):
         config_from_dict({**base, "dataset": {**base["dataset"], "crop": 56}})
     with pytest.raises(ConfigError, match="dataset.test_stride: must be >= 1"):
         config_from_dict({**base, "dataset": {**base["dataset"], "test_stride": 0}})
-    with pytest.raises(ConfigError, match="dataset.train_stride: applies to STC only"):
+    with pytest.raises(ConfigError, match="dataset.train_stride: a key of dataset 'stc' only .*this is mvtec_ad"):
         config_from_dict({"dataset": {"train_stride": 3}})
     # the strides change an STC run's numbers, so they are in its hash ...
     other = config_from_dict({**base, "dataset": {**base["dataset"], "test_stride": 3}})
@@ -245,7 +245,7 @@ def test_stc_config_rules_and_hashes():
     assert forced.run_hash() == cfg.run_hash()
     for name in ("stc_r18", "stc_effl0", "stc_spade"):
         c = load_config(f"configs/{name}.yaml")
-        assert (c.dataset.name, c.dataset.resize, c.dataset.crop, c.dataset.test_stride) == ("stc", 256, None, 5)
+        assert (c.dataset.name, c.dataset.resize, c.dataset.crop, c.dataset.params.test_stride) == ("stc", 256, None, 5)
 
 
 # ------------------------------------------------------------------------------------------- memory
@@ -407,7 +407,7 @@ def test_table4_takes_stc_runs_only_and_pools_all_scenes():
     cells = dict(zip(data.columns, rows["PaDiM-R18-Rd100"]))
     assert cells[("all", "pixel_roc_auc")].paper == 91.2 and cells[("all", "pixel_roc_auc")].ours == pytest.approx(93.0)
     assert (cells[("all", "pixel_roc_auc")].covered, cells[("all", "pixel_roc_auc")].of) == (2, 12)
-    assert cells[(tables.SCENE_MEAN, "pixel_roc_auc")].ours == pytest.approx(95.0)
+    assert cells[(S.SCENE_MEAN, "pixel_roc_auc")].ours == pytest.approx(95.0)
     assert cells[("all", "frame_roc_auc")].ours == pytest.approx(70.0)
     assert any("STC protocol: test" in n for n in data.notes)
     groups, _ = tables.build("3", [_stc_record(), mvtec])

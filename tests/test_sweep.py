@@ -24,7 +24,8 @@ from padim_bench.sweep.driver import run_sweep
 from padim_bench.sweep.execute import MemoryScheduler, drive
 from padim_bench.memory import predict_memory
 from padim_bench.store import read_results
-from padim_bench.sweep.plan import MVTEC_COUNTS, plan_sweep
+from padim_bench.data.mvtec_ad import MVTEC_COUNTS
+from padim_bench.sweep.plan import plan_sweep
 
 cli = CliRunner()
 GB = 1_000_000_000

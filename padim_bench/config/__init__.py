@@ -4,7 +4,6 @@
 - :mod:`.builder`: strict construction of a dataclass from plain data (unknown keys, wrong types).
 - :mod:`.loading`: YAML reading, command-line overrides, validation, :func:`load_config`.
 - :mod:`.experiments`: experiment files (``extends``, variants x axes x seeds).
-- :mod:`.stc`: the one dataset-specific part (ShanghaiTech Campus's keys and checks).
 """
 
 from .builder import build_dataclass
@@ -20,10 +19,9 @@ from .schema import (
     RunConfig,
     RuntimeConfig,
 )
-from .stc import STC_KEYS
 
 __all__ = [
-    "INTERPOLATIONS", "METRIC_NAMES", "STC_KEYS", "DatasetConfig", "EvaluationConfig", "ExperimentRun",
+    "INTERPOLATIONS", "METRIC_NAMES", "DatasetConfig", "EvaluationConfig", "ExperimentRun",
     "MethodConfig", "OutputConfig", "RunConfig", "RuntimeConfig", "apply_overrides", "axis_label",
     "build_dataclass", "config_from_dict", "expand_experiments", "is_experiment_file", "load_config",
     "load_experiments", "read_yaml", "set_dotted", "validate",

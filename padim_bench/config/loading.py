@@ -7,7 +7,8 @@ an unknown key, a value of the wrong type or a value outside its allowed set rai
 
 Method-specific keys (``d`` and ``epsilon`` for PaDiM, ...) sit in the same ``method:`` section and
 are checked against the registered method's own parameter dataclass, so a misspelt key is an error
-rather than silently ignored.
+rather than silently ignored; the same holds for a dataset's own keys in ``dataset:`` (STC's
+strides), checked against the registered dataset's parameter dataclass.
 
 Overrides from the command line are applied on top of the file in a fixed order (file, then
 ``--set key=value`` pairs, then the named options) by :func:`apply_overrides`.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import math
 import re
 from pathlib import Path
@@ -26,8 +28,7 @@ import yaml
 
 from ..errors import ConfigError
 from .builder import build_dataclass
-from .schema import METRIC_NAMES, MethodConfig, RunConfig
-from .stc import validate_stc
+from .schema import METRIC_NAMES, DatasetConfig, MethodConfig, RunConfig
 
 # --------------------------------------------------------------------------------------------
 # YAML and command-line overrides
@@ -145,16 +146,52 @@ def _method_params_class(name: str) -> type:
     return METHODS.get(name).params_class
 
 
+def _dataset(raw: Any) -> DatasetConfig:
+    """The ``dataset:`` section: the shared keys of :class:`DatasetConfig`, and the registered
+    dataset's own keys (its ``params_class``) beside them.
+
+    Raises:
+        ConfigError: an unknown key (with a suggestion over both kinds, or the dataset that has
+            it), a wrong type, or an unknown dataset name.
+    """
+    from ..data import DATASETS  # local import: datasets register themselves on import
+
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"dataset: expected a mapping, got {raw!r}")
+    common = [f.name for f in dataclasses.fields(DatasetConfig) if f.name != "params"]
+    dc = build_dataclass(DatasetConfig, {k: v for k, v in raw.items() if k in common}, "dataset")
+    try:
+        cls = DATASETS.get(dc.name)
+    except ConfigError as e:
+        raise ConfigError(f"dataset.name: {e}") from None
+    own = [f.name for f in dataclasses.fields(cls.params_class)]
+    for key in raw:
+        if key in common or key in own:
+            continue
+        others = [n for n in DATASETS.names() if key in {f.name for f in dataclasses.fields(DATASETS.get(n).params_class)}]
+        if others:
+            raise ConfigError(f"dataset.{key}: a key of dataset {' and '.join(map(repr, others))} only (dataset.name: "
+                              f"{others[0]}), this is {dc.name}")
+        close = difflib.get_close_matches(str(key), common + own, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown key 'dataset.{key}'.{hint} Valid keys: {', '.join(common + own)}")
+    params = build_dataclass(cls.params_class, {k: v for k, v in raw.items() if k in own}, "dataset")
+    return dataclasses.replace(dc, params=params)
+
+
 def config_from_dict(data: dict[str, Any], *, default_name: str = "experiment") -> RunConfig:
     """Build and validate a :class:`RunConfig` from plain data (as read from YAML).
 
     Raises:
-        ConfigError: unknown key, wrong type, unknown method or an invalid value.
+        ConfigError: unknown key, wrong type, unknown method or dataset, or an invalid value.
     """
     if not isinstance(data, dict):
         raise ConfigError(f"config: expected a mapping at the top level, got {type(data).__name__}")
     data = dict(data)
     method_raw = data.pop("method", None)
+    dataset_raw = data.pop("dataset", None)
     if method_raw is None:
         method_raw = {}
     if not isinstance(method_raw, dict):
@@ -164,6 +201,7 @@ def config_from_dict(data: dict[str, Any], *, default_name: str = "experiment") 
     method_own = {k: v for k, v in method_raw.items() if k not in common}
     data.setdefault("name", default_name)
     cfg = build_dataclass(RunConfig, data, "")
+    dataset = _dataset(dataset_raw)
     mc = build_dataclass(MethodConfig, method_common, "method")
     try:
         params_cls = _method_params_class(mc.name)
@@ -173,7 +211,7 @@ def config_from_dict(data: dict[str, Any], *, default_name: str = "experiment") 
         params = build_dataclass(params_cls, method_own, "method")
     except ConfigError as e:
         raise ConfigError(f"{e} (keys of method {mc.name!r} plus {', '.join(sorted(common))})") from None
-    cfg = dataclasses.replace(cfg, method=dataclasses.replace(mc, params=params))
+    cfg = dataclasses.replace(cfg, dataset=dataset, method=dataclasses.replace(mc, params=params))
     validate(cfg)
     return cfg
 
@@ -191,7 +229,9 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"dataset.resize: must be >= 8 pixels, got {ds.resize}")
     if ds.crop is not None and not 8 <= ds.crop <= ds.resize:
         raise ConfigError(f"dataset.crop: must be between 8 and dataset.resize ({ds.resize}), got {ds.crop}")
-    validate_stc(ds)  # dataset-specific: see .stc
+    from ..data import dataset_class
+
+    dataset_class(ds.name).check_config(ds)  # the dataset's own keys, and what it requires of the shared ones
     if isinstance(ds.categories, str) and ds.categories != "all":
         raise ConfigError(f"dataset.categories: 'all' or a list of names, got {ds.categories!r} (a list: [bottle, grid]; one category: [bottle])")
     if isinstance(ds.categories, list) and not ds.categories:

@@ -14,20 +14,21 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
-from .stc import keys_left_out
-
 METRIC_NAMES = ("image_roc_auc", "pixel_roc_auc", "pro")
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 
 
 @dataclass(frozen=True)
 class DatasetConfig:
-    """Where the data is and how images are prepared.
+    """Where the data is and how images are prepared: the keys every dataset shares, and the
+    dataset's own (``params``).
 
     Attributes:
-        name: dataset format; ``mvtec_ad`` reads the official MVTec AD layout (and any user folder
-            in that layout); ``stc`` reads ShanghaiTech Campus (``training/videos``,
-            ``testing/frames``, ``testing/test_frame_mask``, ``testing/test_pixel_mask``; see
+        name: registered dataset (:data:`padim_bench.data.DATASETS`): ``mvtec_ad`` reads the
+            official MVTec AD layout (its 15 categories, the paper's tables); ``mvtec_folder`` a
+            folder of your own in that layout (its categories are never counted as MVTec AD's);
+            ``stc`` ShanghaiTech Campus (``training/videos``, ``testing/frames``,
+            ``testing/test_frame_mask``, ``testing/test_pixel_mask``; see
             :mod:`padim_bench.data.stc`), one model per scene, with ``crop: null``.
         root: folder holding one sub-folder per category (STC: ``training/`` and ``testing/``).
         categories: ``"all"`` (every category folder found under ``root``; STC: every scene) or a
@@ -36,7 +37,8 @@ class DatasetConfig:
         crop: side in pixels of the centre crop, or ``None`` for no crop (paper: 224 on MVTec AD).
         interpolation: image resize filter (paper: bicubic [one source]); masks always use nearest.
         texture_categories: categories counted as textures in the textures / objects / all means;
-            ``None`` means MVTec AD's five (carpet, grid, leather, tile, wood).
+            ``None`` means MVTec AD's five (carpet, grid, leather, tile, wood) on MVTec AD, and no
+            texture / object grouping on a folder of your own.
         on_unreadable: ``error`` (default): an undecodable image or mask stops the run before any
             model is loaded, naming the files; ``skip``: such samples are left out and counted.
         bit_depth: significant bits of 16-bit images (e.g. 12); ``None``: the PNG ``sBIT`` chunk
@@ -44,17 +46,12 @@ class DatasetConfig:
         augment: ``none``, or ``nonaligned`` (paper Table VI): every train and test image and mask
             rotated by a random angle in [-augment_rotation_deg, augment_rotation_deg] and cropped
             at a random place, deterministically from ``augment_seed`` (null: ``method.seed``).
-        train_stride: STC only: keep frames 0, s, 2s, ... of every training video; ``None``
-            derives ``s`` from ``train_frames_total`` (the stride used is recorded).
-        train_frames_total: STC only: with ``train_stride: null``, the smallest stride keeping at
-            most this many training frames over all the dataset's videos (SPADE's protocol:
-            about 5,000).
-        test_stride: STC only: keep frames 0, s, 2s, ... of every test clip (SPADE's protocol: 5).
-        The three STC keys are left out of MVTec AD runs' recorded config and config hash (they
-        change nothing there).
+        params: the dataset's own parameters (a frozen dataclass owned by the dataset, e.g. STC's
+            strides: :class:`padim_bench.data.stc.StcParams`); written flat beside the shared keys
+            in YAML and in the recorded config.
     """
 
-    name: Literal["mvtec_ad", "stc"] = "mvtec_ad"
+    name: str = "mvtec_ad"
     root: str = "../shared/data/mvtec_ad"
     categories: Union[str, list[str]] = "all"
     resize: int = 256
@@ -66,9 +63,7 @@ class DatasetConfig:
     bit_depth: Union[int, None] = None
     augment_rotation_deg: float = 10.0
     augment_seed: Union[int, None] = None
-    train_stride: Union[int, None] = None
-    train_frames_total: int = 5000
-    test_stride: int = 5
+    params: Any = None
 
 
 @dataclass(frozen=True)
@@ -177,13 +172,11 @@ class RunConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (what :func:`config_from_dict` reads back), method params flattened;
-        the STC-only dataset keys are left out of other datasets' (they are at their defaults)."""
+        """Plain-data form (what :func:`config_from_dict` reads back): the method's and the
+        dataset's own parameters flattened into their sections, after the shared keys."""
         d = dataclasses.asdict(self)
-        params = d["method"].pop("params") or {}
-        d["method"].update(params)
-        for key in keys_left_out(self.dataset):  # dataset-specific: see .stc
-            d["dataset"].pop(key)
+        for section in ("method", "dataset"):
+            d[section].update(d[section].pop("params") or {})
         return d
 
     def config_hash(self) -> str:

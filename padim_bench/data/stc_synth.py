@@ -131,6 +131,51 @@ def av_frame(arr: np.ndarray):
     return av.VideoFrame.from_ndarray(np.ascontiguousarray(arr, dtype=np.uint8), format="rgb24")
 
 
+def _write_video(path: Path, rng: np.random.Generator, bg: np.ndarray, n_frames: int, walkers: int) -> Path:
+    """One normal training video: ``walkers`` pedestrians over the scene's background ``bg``."""
+    h, w = bg.shape[:2]
+    people = _walkers(rng, w, h, walkers)
+    frames = []
+    for t in range(n_frames):
+        f = bg.copy()
+        _draw_walkers(f, people, t)
+        frames.append(np.clip(f, 0, 255).astype(np.uint8))
+    _encode_video(path, frames)
+    return path
+
+
+def _write_clip(root: Path, clip: str, rng: np.random.Generator, bg: np.ndarray, n_frames: int, walkers: int) -> int:
+    """One test clip (JPEG frames, frame labels, pixel masks): pedestrians, and the orange disc
+    crossing the frame during about the clip's middle 40 %. Returns its number of anomalous frames."""
+    h, w = bg.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    radius = max(3, h // 9)
+    people = _walkers(rng, w, h, walkers)
+    start = int(n_frames * 0.3)
+    stop = max(start + 1, int(n_frames * 0.7))
+    speed = float(rng.uniform(3.0, 5.0))
+    cy = int(rng.integers(radius, h - radius))
+    x0 = float(rng.uniform(radius, w / 3))
+    pix = np.zeros((n_frames, h, w), dtype=np.uint8)
+    folder = root / "testing" / "frames" / clip
+    folder.mkdir(parents=True, exist_ok=True)
+    for t in range(n_frames):
+        f = bg.copy()
+        _draw_walkers(f, people, t)
+        if start <= t < stop:
+            cx = x0 + speed * (t - start)
+            disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2
+            f[disc] = (250.0, 140.0, 20.0)
+            pix[t] = disc
+        Image.fromarray(np.clip(f, 0, 255).astype(np.uint8)).save(folder / f"{t:03d}.jpg", quality=95)
+    labels = pix.reshape(n_frames, -1).any(1).astype(np.uint8)
+    for kind, arr in (("test_frame_mask", labels), ("test_pixel_mask", pix)):
+        out = root / "testing" / kind / f"{clip}.npy"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, arr, allow_pickle=False)
+    return int(labels.sum())
+
+
 def generate_stc(
     root: str | Path,
     *,
@@ -180,52 +225,18 @@ def generate_stc(
     anomalous: dict[str, int] = {}
     names = [f"{i + 1:02d}" for i in range(scenes)]
     no_test = tuple(names[scenes - scenes_without_test:]) if scenes_without_test else ()
-    yy, xx = np.mgrid[0:h, 0:w]
-    radius = max(3, h // 9)
     clip_no = 0
     for scene in names:
         bg = _background(rng, w, h)
-        videos_out[scene] = []
-        for v in range(train_videos):
-            people = _walkers(rng, w, h, walkers)
-            frames = []
-            for t in range(train_frames):
-                f = bg.copy()
-                _draw_walkers(f, people, t)
-                frames.append(np.clip(f, 0, 255).astype(np.uint8))
-            path = root / "training" / "videos" / f"{scene}_{v + 1:03d}.avi"
-            _encode_video(path, frames)
-            videos_out[scene].append(path)
+        videos_out[scene] = [_write_video(root / "training" / "videos" / f"{scene}_{v + 1:03d}.avi", rng, bg,
+                                          train_frames, walkers) for v in range(train_videos)]
         if scene in no_test:
             continue
         for _ in range(test_clips):
             clip_no += 1
             clip = f"{scene}_{clip_no:04d}"
-            people = _walkers(rng, w, h, walkers)
-            start = int(test_frames * 0.3)
-            stop = max(start + 1, int(test_frames * 0.7))
-            speed = float(rng.uniform(3.0, 5.0))
-            cy = int(rng.integers(radius, h - radius))
-            x0 = float(rng.uniform(radius, w / 3))
-            pix = np.zeros((test_frames, h, w), dtype=np.uint8)
-            folder = root / "testing" / "frames" / clip
-            folder.mkdir(parents=True, exist_ok=True)
-            for t in range(test_frames):
-                f = bg.copy()
-                _draw_walkers(f, people, t)
-                if start <= t < stop:
-                    cx = x0 + speed * (t - start)
-                    disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2
-                    f[disc] = (250.0, 140.0, 20.0)
-                    pix[t] = disc
-                Image.fromarray(np.clip(f, 0, 255).astype(np.uint8)).save(folder / f"{t:03d}.jpg", quality=95)
-            labels = pix.reshape(test_frames, -1).any(1).astype(np.uint8)
-            for kind, arr in (("test_frame_mask", labels), ("test_pixel_mask", pix)):
-                out = root / "testing" / kind / f"{clip}.npy"
-                out.parent.mkdir(parents=True, exist_ok=True)
-                np.save(out, arr, allow_pickle=False)
+            anomalous[clip] = _write_clip(root, clip, rng, bg, test_frames, walkers)
             clips_out[clip] = test_frames
-            anomalous[clip] = int(labels.sum())
     marker = {"generator": "padim_bench.data.stc_synth.generate_stc", "scenes": scenes,
               "scenes_without_test": scenes_without_test, "train_videos": train_videos, "train_frames": train_frames,
               "test_clips": test_clips, "test_frames": test_frames, "size": [w, h], "walkers": walkers, "seed": seed}

@@ -58,12 +58,15 @@ def _problems(mem: FitMemory, on_cuda: bool, ram: int, device_free: int | None, 
 
 
 def _ways(cfg: Any, advice: tuple[str, ...], grows_with_train: bool) -> list[str]:
-    """Ways out of a refusal: the method's own, then fewer images (where that helps), then a
-    smaller batch."""
+    """Ways out of a refusal: the method's own, then fewer images (where that helps; naming the
+    dataset's keys that thin its training images, :attr:`padim_bench.data.Dataset.thinning_keys`),
+    then a smaller batch."""
+    from ..data import dataset_class
+
     ways = list(advice)
-    if grows_with_train:  # the dataset's keys that thin its training images: STC's for now
-        ways.append("fewer training images" + (" (dataset.train_frames_total or dataset.train_stride)"
-                                               if cfg.dataset.name == "stc" else ""))
+    if grows_with_train:
+        keys = dataset_class(cfg.dataset.name).thinning_keys
+        ways.append("fewer training images" + (f" ({keys})" if keys else ""))
     return ways + ["a smaller runtime.batch_size"]
 
 

@@ -15,7 +15,7 @@ Importing this package imports neither torch nor matplotlib.
 
 from .cache import (data_fingerprint, load_cached, load_model_state, model_cache_path, save_model,
                     train_fingerprint)
-from .consolidate import run_record, stamp_category, stc_summary
+from .consolidate import run_record, stamp_category
 from .files import atomic_write_bytes, atomic_write_json, atomic_write_text, write_json_and_markdown
 from .folder import (RECORD_VERSION, RESULTS, RUN_FILES, RUN_FOLDERS, RUN_INFO, RunFolder, claim_run_folder,
                      consolidate_run, finished_record, load_histogram, other_run_hash, run_info, save_histogram)
@@ -26,5 +26,5 @@ __all__ = [
     "atomic_write_json", "atomic_write_text", "claim_run_folder", "consolidate_run", "data_fingerprint",
     "finished_record", "load_cached", "load_histogram", "load_model_state", "model_cache_path", "other_run_hash",
     "read_results", "read_results_file", "read_run", "results_files", "run_info", "run_record", "save_histogram",
-    "save_model", "stamp_category", "stc_summary", "train_fingerprint", "write_json_and_markdown",
+    "save_model", "stamp_category", "train_fingerprint", "write_json_and_markdown",
 ]

@@ -21,25 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ExperimentRun, RunConfig, expand_experiments
-from ..errors import ConfigError, DataError, PadimBenchError
+from ..errors import ConfigError, PadimBenchError
 from ..memory import PROCESS_BYTES, MemoryPrediction, predict_memory
 
 INDEX_NAME = "sweep.json"  # never results.json: the tables read only run folders
 ERRORS_DIR = "_errors"
-
-#: MVTec AD images per category (Bergmann et al., "MVTec AD -- A Comprehensive Real-World Dataset
-#: for Unsupervised Anomaly Detection", CVPR 2019, Table 1): (train, test good + defective).
-#: Totals 3,629 train and 1,725 test. Used when a category's folder is not on this machine (a dry
-#: run of the full dataset), so memory can still be predicted.
-MVTEC_COUNTS: dict[str, tuple[int, int]] = {
-    "bottle": (209, 83), "cable": (224, 150), "capsule": (219, 132), "carpet": (280, 117),
-    "grid": (264, 78), "hazelnut": (391, 110), "leather": (245, 124), "metal_nut": (220, 115),
-    "pill": (267, 167), "screw": (320, 160), "tile": (230, 117), "toothbrush": (60, 42),
-    "transistor": (213, 100), "wood": (247, 79), "zipper": (240, 151),
-}  # fmt: skip
-#: counts assumed for a category neither on disk nor in MVTEC_COUNTS (the largest MVTec AD ones)
-FALLBACK_COUNTS = (391, 167)
-
 
 @dataclass
 class Job:
@@ -51,7 +37,8 @@ class Job:
         category: the category this job fits and evaluates.
         config: the run's config restricted to ``category`` (same config and run hash).
         n_train, n_test: image counts used for the memory prediction; ``counts`` says where
-            they come from: ``scanned``, ``MVTec AD paper`` or ``assumed``.
+            they come from: ``scanned``, or the dataset's assumption for data not on this machine
+            (:meth:`padim_bench.data.Dataset.assumed_counts`: ``MVTec AD paper``, ``assumed``).
         memory: predicted memory; ``memory.total`` is the peak resident bytes of the job's process
             (see :mod:`padim_bench.memory.model`).
         status: ``finished``, ``todo`` or ``conflict``; ``reason`` explains it.
@@ -110,28 +97,45 @@ def _sweep_folder(runs: list[ExperimentRun]) -> Path:
 
 
 def _run_categories(cfg: RunConfig, dry_run: bool, notes: list[str]) -> list[str]:
-    """The run's categories: the listed ones (a missing folder makes that job fail, not the
-    sweep), or every folder under the root for ``all``."""
-    from ..data.mvtec import MVTEC_CATEGORIES, resolve_categories
+    """The run's categories: the listed ones (a missing one makes that job fail, not the sweep),
+    or for ``all`` those its dataset finds under the root (a dry run without the data: those the
+    dataset assumes, :meth:`padim_bench.data.Dataset.assumed_categories`)."""
+    from ..data import dataset_for
 
     wanted = cfg.dataset.categories
     root = Path(cfg.dataset.root)
+    dataset = dataset_for(cfg.dataset)
     if not root.is_dir():
         if not dry_run:
             raise PadimBenchError(f"dataset.root {root} not found (run {cfg.name}); every worker must see the data "
                                   "at this path: use --data-root")
         note = f"dataset.root {root} not found"
         if wanted == "all":
-            if cfg.dataset.name != "mvtec_ad":
+            assumed = dataset.assumed_categories()
+            if assumed is None:
                 raise PadimBenchError(f"{note}: cannot list the categories of run {cfg.name}")
-            wanted = list(MVTEC_CATEGORIES)
-            note += ": its 15 MVTec AD categories assumed"
+            wanted = assumed
+            note += f": its {len(assumed)} {dataset.label()} categories assumed"
         if note not in notes:
             notes.append(note)
         return list(wanted)
     if wanted == "all":
-        return resolve_categories(root, wanted)
+        return dataset.categories()
     return list(dict.fromkeys([wanted] if isinstance(wanted, str) else wanted))
+
+
+def _splits(cfg: RunConfig, categories: list[str], cache: dict[tuple, dict[str, Any]]) -> dict[str, Any]:
+    """Each category's split (or the exception scanning it raised) from the run's dataset,
+    scanned once per dataset, root and parameters over the whole sweep."""
+    from ..data import dataset_for
+
+    ds = cfg.dataset
+    key = (ds.name, str(Path(ds.root).resolve()), repr(ds.params))
+    known = cache.setdefault(key, {})
+    missing = [c for c in categories if c not in known]
+    if missing:
+        known.update(dataset_for(ds).plan_splits(missing))
+    return {c: known[c] for c in categories}
 
 
 def plan_sweep(path: str | Path, sets: list[str] | None = None, *, dry_run: bool = False, force: bool = False,
@@ -149,13 +153,13 @@ def plan_sweep(path: str | Path, sets: list[str] | None = None, *, dry_run: bool
         ConfigError: a malformed sweep file (see ``load_experiments``), unknown names.
         PadimBenchError: a missing data root (unless ``dry_run``).
     """
-    from ..data.mvtec import list_categories, scan_category
+    from ..data import dataset_for
     from ..runner import check_names
     from ..store import finished_record, other_run_hash
 
     runs = expand_experiments(path, sets, **named)
     plan = SweepPlan(Path(path), _sweep_folder(runs), runs)
-    splits: dict[tuple[str, str], Any] = {}
+    cache: dict[tuple, dict[str, Any]] = {}
     folders: dict[Path, str] = {}
     for r in runs:
         folder = Path(r.config.output.dir)
@@ -164,23 +168,13 @@ def plan_sweep(path: str | Path, sets: list[str] | None = None, *, dry_run: bool
         folders[folder] = r.run_name
         check_names(r.config)  # method, backbone, layers and d: before any job exists
         other = other_run_hash(folder, r.config.run_hash())
-        for category in _run_categories(r.config, dry_run, plan.notes):
-            key = (str(Path(r.config.dataset.root).resolve()), category)
-            if key not in splits:
-                if not (Path(r.config.dataset.root) / category).is_dir():
-                    found = ", ".join(list_categories(r.config.dataset.root)) if Path(r.config.dataset.root).is_dir() else "none"
-                    splits[key] = DataError(f"dataset.categories: {category} not found under {r.config.dataset.root}. "
-                                            f"Available: {found}")
-                else:
-                    try:
-                        splits[key] = scan_category(r.config.dataset.root, category)
-                    except (PadimBenchError, OSError) as e:
-                        splits[key] = e
-            split = splits[key]
+        categories = _run_categories(r.config, dry_run, plan.notes)
+        splits = _splits(r.config, categories, cache)
+        for category in categories:
+            split = splits[category]
             if isinstance(split, Exception):
-                known = MVTEC_COUNTS.get(category) if r.config.dataset.name == "mvtec_ad" else None
-                n_train, n_test = known or FALLBACK_COUNTS
-                counts, data_error = ("MVTec AD paper" if known else "assumed"), str(split)
+                n_train, n_test, counts = dataset_for(r.config.dataset).assumed_counts(category)
+                data_error = str(split)
             else:
                 n_train, n_test, counts, data_error = len(split.train), len(split.test), "scanned", None
             cfg = dataclasses.replace(r.config, dataset=dataclasses.replace(r.config.dataset, categories=[category]))
