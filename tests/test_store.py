@@ -126,3 +126,20 @@ def test_the_reader_finds_each_run_once_and_names_what_is_wrong(tmp_path):
     (a / "results.json").write_text(json.dumps({"categories": []}))
     with pytest.raises(PadimBenchError, match="no 'config'"):
         store.read_run(a)
+
+
+def test_a_folder_of_someone_elses_results_is_never_overwritten(tmp_path):
+    """Files a run would write, in a folder without run.json, are refused (named), kept byte for
+    byte, and replaced only under --force (found by a fresh-user test)."""
+    out = tmp_path / "mine"
+    (out / "categories").mkdir(parents=True)
+    (out / "results.json").write_text('{"my": "data"}')
+    (out / "categories" / "notes.json").write_text("{}")
+    cfg = _cfg(out)
+    with pytest.raises(PadimBenchError, match=r"holds results.json, categories/ but no run.json"):
+        store.claim_run_folder(cfg, force=False)
+    assert (out / "results.json").read_text() == '{"my": "data"}' and not (out / "run.json").exists()
+    empty = tmp_path / "empty"
+    (empty / "categories").mkdir(parents=True)  # a run interrupted before its run.json: nothing to lose
+    assert store.claim_run_folder(_cfg(empty), force=False).path == empty
+    assert store.claim_run_folder(cfg, force=True).path == out and (out / "run.json").is_file()

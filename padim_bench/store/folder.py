@@ -183,6 +183,8 @@ def claim_run_folder(cfg: RunConfig, force: bool) -> RunFolder:
                 f"{out} holds a run with another configuration or runtime settings (run hash "
                 f"{old.get('run_hash')}, this one {rh}); choose another --out, or --force to overwrite it"
             )
+    if not info.exists() and not force:
+        _refuse_foreign_files(out)
     try:
         if force and info.exists():
             _clear_other_run(out, rh, cfg.output.model_cache)
@@ -192,6 +194,22 @@ def claim_run_folder(cfg: RunConfig, force: bool) -> RunFolder:
     except OSError as e:
         raise PadimBenchError(f"output.dir {out}: cannot write there ({e.strerror or e})") from None
     return RunFolder(out, rh)
+
+
+def _refuse_foreign_files(out: Path) -> None:
+    """A folder without ``run.json`` that holds files a run would write (``results.json``,
+    ``.csv``, ``.md``, category records) is not this tool's run: refuse rather than overwrite them.
+
+    Raises:
+        PadimBenchError: naming the files found.
+    """
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    categories = out / "categories"
+    if categories.is_dir() and any(categories.iterdir()):
+        found.append("categories/")
+    if found:
+        raise PadimBenchError(f"output.dir {out} holds {', '.join(found)} but no {RUN_INFO}: not a padim-bench run; "
+                              "choose another --out, or --force to overwrite them")
 
 
 def _clear_other_run(out: Path, run_hash: str, keep: str | None = None) -> None:
