@@ -14,20 +14,20 @@ Rows (paper protocol: resize 256 bicubic, centre crop 224, layer1..layer3, epsil
 
 What is measured (CPU, DataLoader workers = 0, torch threads = os.cpu_count(), seed 0):
 
-* fit: every measurement is a FRESH child process (this script with ``--child fit``) that loads the
-  backbone, builds PaDiM, then fits on the first N training images with the run's own step
-  ``padim_bench.steps.fit_category`` (the training loader + ``Padim.fit`` inside
+* fit: every measurement is a FRESH child process (``scripts/bench_padim_child.py fit``) that
+  loads the backbone, builds PaDiM, then fits on the first N training images with the run's own
+  step ``padim_bench.steps.fit_category`` (the training loader + ``Padim.fit`` inside
   ``padim_bench.profiling.measure``). The child prints one JSON line: the span's seconds, the peak
   RSS of the span (kernel VmHWM reset at span start), the RSS just before the fit (python + torch +
   backbone), the whole-process peak (``getrusage`` ru_maxrss, taken before and after the span since
   the VmHWM reset also resets ru_maxrss), and a breakdown of the fit (decode / backbone+embedding /
   covariance update / Cholesky + inverse factor) obtained by wrapping the instance's methods.
 * flat memory: fit peak with N = 20 vs N = all (209) must agree within 10 %.
-* inference: one fresh child per backbone (``--child infer``) loads the model saved by the last fit
-  child (``store.load_model_state`` + ``Padim.load_state_dict``; N = all, 20 with --quick) and then,
-  per repeat: ``padim_bench.steps.time_category`` (batch 1, 2 warm-up images, then the timing images:
-  end-to-end = decode .. smoothed map, model-only = backbone .. smoothed map, mean per image); the
-  backbone forward alone on the same pre-processed images (same layers, inference_mode, 2 warm-up
+* inference: one fresh child per backbone (``bench_padim_child.py infer``) loads the model saved
+  by the last fit child (``store.load_model_state`` + ``Padim.load_state_dict``; N = all, 20 with
+  --quick) and then, per repeat: ``padim_bench.steps.time_category`` (batch 1, 2 warm-up images,
+  then the timing images: end-to-end = decode .. smoothed map, model-only = backbone .. smoothed
+  map, mean per image); the backbone forward alone on the same pre-processed images (same layers, inference_mode, 2 warm-up
   images); the batched scoring pass (batch 8) over the test set, ``padim_bench.steps.score_category``
   (decode included, workers 0), and the same pass on pre-decoded tensors (model-only,
   ``padim_bench.steps.score_batch``).
@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,292 +55,19 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-SEED = 0
-CATEGORY = "bottle"
-WARMUP_IMAGES = 2
+from bench_padim_child import CATEGORY, CONFIGS, SEED, WARMUP_IMAGES  # noqa: E402  (scripts/, this file's folder)
+
+CHILD = Path(__file__).resolve().parent / "bench_padim_child.py"
 FLAT_MEMORY_TOLERANCE = 0.10  # fit peak N=20 vs N=all within 10 %
 MODEL_OVER_BACKBONE_TARGET = 1.3  # R18-Rd100 on CPU: inference model-only / backbone forward
 WR50_MAX_FIT_REPEATS = 2
 FIT_SMALL_N = 20
-INFER_FIT_N = 20
-
-CONFIGS: dict[str, dict[str, Any]] = {
-    "effl0": {"label": "EffLite0-Rd100", "backbone": "efficientnet_lite0", "weights": "imagenet",
-              "d": 100, "batch_size": 8},
-    "r18": {"label": "R18-Rd100", "backbone": "resnet18", "weights": "random", "d": 100, "batch_size": 8},
-    "wr50": {"label": "WR50-Rd550", "backbone": "wide_resnet50_2", "weights": "random", "d": 550,
-             "batch_size": 8},
-}
 
 
-# ------------------------------------------------------------------------------------ child side
-def _child_setup(key: str, data_root: str, timing_images: int):
-    """Seeded, threaded torch; the run config, the bottle split and the (unfitted) method."""
-    import random
-
-    import numpy as np
-    import torch
-
-    torch.set_num_threads(os.cpu_count() or 1)
-    random.seed(SEED)
-    np.random.seed(SEED)
-    torch.manual_seed(SEED)
-    from padim_bench.config import config_from_dict
-    from padim_bench.data.mvtec import scan_category
-    from padim_bench.runner import build_method, check_names
-
-    c = CONFIGS[key]
-    cfg = config_from_dict({
-        "name": f"bench_{key}",
-        "dataset": {"root": data_root, "categories": [CATEGORY], "resize": 256, "crop": 224,
-                    "interpolation": "bicubic"},
-        "method": {"name": "padim", "backbone": c["backbone"], "weights": c["weights"],
-                   "layers": ["layer1", "layer2", "layer3"], "d": c["d"], "seed": SEED, "epsilon": 0.01},
-        "evaluation": {"sigma": 4.0, "map_interpolation": "bilinear"},
-        "runtime": {"device": "cpu", "batch_size": c["batch_size"], "workers": 0,
-                    "threads": os.cpu_count() or 1, "timing_images": timing_images,
-                    "warmup_images": WARMUP_IMAGES},
-        "output": {"dir": "results/bench/_unused"},
-    })
-    check_names(cfg)
-    split = scan_category(data_root, CATEGORY)
-    method = build_method(cfg, torch.device("cpu"))
-    return cfg, split, method
-
-
-def _rss() -> int:
-    import psutil
-
-    return psutil.Process().memory_info().rss
-
-
-def _maxrss() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kB
-
-
-def _instrument_fit(method) -> tuple[dict[str, float], dict[str, Any]]:
-    """Wrap (in this child process only; the package files are untouched) the pieces of the fit so
-    that their time adds up: ``decode_s`` (waiting for the next batch of the training loader),
-    ``embed_s`` (backbone + embedding), ``covariance_update_s`` (the streaming mean / co-moment
-    update) and ``inverse_factor_s`` (Cholesky + ``L^-1``), and record the memory just before the
-    factorisation. Works with the ``GaussianGrid`` layout (``update`` / ``finalize``) and with the
-    older ``Padim._inverse_factor``; what cannot be attributed stays in ``other_s``. Overhead: a
-    few ``perf_counter`` calls per batch."""
-    import padim_bench.methods.padim as padim_mod
-    from padim_bench.profiling import _vm_hwm
-
-    br = {"decode_s": 0.0, "embed_s": 0.0, "covariance_update_s": 0.0, "inverse_factor_s": 0.0}
-    phase: dict[str, Any] = {}
-
-    def timed(key, fn, before=None, after=None):
-        def wrapper(*a, **k):
-            if before is not None:
-                before(*a)
-            t0 = time.perf_counter()
-            out = fn(*a, **k)
-            br[key] += time.perf_counter() - t0
-            if after is not None:
-                after(out, *a)
-            return out
-        return wrapper
-
-    def before_factor(m2) -> None:
-        phase["peak_rss_before_inverse_bytes"] = _vm_hwm()  # streaming-phase peak (VmHWM not reset)
-        phase["rss_before_inverse_bytes"] = _rss()
-        chunks = m2 if isinstance(m2, list) else [m2]  # position chunks (GaussianGrid) or one tensor
-        phase["accumulate_dtype"] = str(chunks[0].dtype).replace("torch.", "")
-        phase["accumulator_bytes"] = int(sum(c.numel() * c.element_size() for c in chunks))
-
-    def after_factor() -> None:
-        phase["rss_after_inverse_bytes"] = _rss()
-
-    class TimedBatches:  # re-iterable, as the runner's training batches are
-        def __init__(self, batches):
-            self.batches = batches
-
-        def __iter__(self):
-            it = iter(self.batches)
-            while True:
-                t0 = time.perf_counter()
-                try:
-                    images = next(it)
-                except StopIteration:
-                    return
-                br["decode_s"] += time.perf_counter() - t0
-                yield images
-
-    fit = method.fit
-    method.fit = lambda batches: fit(TimedBatches(batches))
-    method.embed = timed("embed_s", method.embed)
-    grid_cls = getattr(padim_mod, "GaussianGrid", None)
-    if grid_cls is not None and hasattr(grid_cls, "update") and hasattr(grid_cls, "finalize"):
-        grid_cls.update = timed("covariance_update_s", grid_cls.update)
-        grid_cls.finalize = timed("inverse_factor_s", grid_cls.finalize,
-                                  before=lambda g: before_factor(g._m2), after=lambda out, g: after_factor())
-        phase["instrumented"] = "GaussianGrid.update / GaussianGrid.finalize"
-    elif hasattr(method, "_inverse_factor"):
-        method._inverse_factor = timed("inverse_factor_s", method._inverse_factor,
-                                       before=lambda m2, n: before_factor(m2),
-                                       after=lambda out, m2, n: after_factor())
-        phase["instrumented"] = "Padim._inverse_factor (covariance update = remainder)"
-    else:
-        phase["instrumented"] = "embed only"
-    return br, phase
-
-
-def child_fit(args: argparse.Namespace) -> dict[str, Any]:
-    import dataclasses
-    import gc
-
-    import torch
-
-    from padim_bench.steps import fit_category
-
-    cfg, split, method = _child_setup(args.key, args.data_root, 1)
-    n = min(args.n, len(split.train))
-    rt = cfg.runtime
-
-    br, phase = _instrument_fit(method)
-    gc.collect()
-    load_avg = os.getloadavg()
-    rss_before = _rss()
-    maxrss_before = _maxrss()  # peak of loading (read before measure() resets the high-water mark)
-    span = fit_category(cfg, method, dataclasses.replace(split, train=split.train[:n]), torch.device("cpu")).fit
-    maxrss_after = _maxrss()
-    br["other_s"] = span["fit_s"] - sum(br.values())
-    if phase.get("instrumented", "").startswith("Padim._inverse_factor"):
-        br["covariance_update_s"], br["other_s"] = br["other_s"], 0.0
-    state = method.state_nbytes()
-    if args.save_state:  # for the inference child; after every measurement of this process
-        torch.save(method.state_dict(), args.save_state)
-    return {
-        "mode": "fit", "key": args.key, "n_train": n, "batch_size": rt.batch_size, "workers": rt.workers,
-        "torch_threads": torch.get_num_threads(), "load_avg_at_start": list(load_avg),
-        "fit_s": span["fit_s"],
-        "fit_peak_rss_bytes": span["fit_peak_rss_bytes"],
-        "rss_method": span["rss_method"],
-        "rss_before_fit_bytes": rss_before,
-        "rss_after_fit_bytes": _rss(),
-        "process_peak_rss_bytes": max(maxrss_before, maxrss_after),
-        "process_peak_before_fit_bytes": maxrss_before,
-        "breakdown_s": br,
-        "phase_memory": phase,
-        "state_bytes": state,
-        "weights": method.extractor.weights,
-        "weights_source": method.extractor.weights_source,
-        "d": method.d,
-        "grid": list(method.gaussians[0].grid),
-    }
-
-
-def _scoring_model(args: argparse.Namespace, cfg, split, method) -> tuple[int, str]:
-    """Load the model the last fit child saved into ``method`` or, failing that, fit it (untimed)
-    on the first ``INFER_FIT_N`` training images; returns the training images it saw and how it
-    was obtained."""
-    import dataclasses
-
-    import torch
-
-    from padim_bench.errors import PadimBenchError
-    from padim_bench.steps import fit_category
-    from padim_bench.store import load_model_state
-
-    source = "refit"
-    if args.load_state:  # the model fitted (and saved) by the last fit child
-        try:
-            method.load_state_dict(load_model_state(args.load_state))
-            return method.n_train, f"loaded from the last fit child ({args.load_state})"
-        except (KeyError, OSError, RuntimeError, PadimBenchError) as e:  # e.g. the package changed meanwhile
-            print(f"warning: cannot load {args.load_state} ({type(e).__name__}: {e}); refitting on "
-                  f"{INFER_FIT_N} images", file=sys.stderr)
-            source = f"refit on {INFER_FIT_N} images (loading the saved model failed: {type(e).__name__}: {e})"
-    n_fit = min(INFER_FIT_N, len(split.train))
-    if source == "refit":
-        source = f"refit on {n_fit} training images (untimed)"
-    fit_category(cfg, method, dataclasses.replace(split, train=split.train[:n_fit]), torch.device("cpu"))
-    return n_fit, source
-
-
-def child_infer(args: argparse.Namespace) -> dict[str, Any]:
-    import dataclasses
-
-    import torch
-
-    from padim_bench.data.images import load_image
-    from padim_bench.data.transforms import Preprocess
-    from padim_bench.steps import score_batch, score_category, time_category
-
-    cfg, split, method = _child_setup(args.key, args.data_root, args.timing_images)
-    ds, rt = cfg.dataset, cfg.runtime
-    prep = Preprocess(ds.resize, ds.crop, ds.interpolation)
-    cpu = torch.device("cpu")
-    n_fit, source = _scoring_model(args, cfg, split, method)
-
-    n_warm = min(WARMUP_IMAGES, len(split.test))
-    chosen = list(split.test[: n_warm + rt.timing_images])  # the images time_category uses
-    singles = [prep.image(load_image(s.path))[None] for s in chosen]
-    batched = dataclasses.replace(split, test=split.test[: args.batched_images])
-    batched_samples = list(batched.test)
-    pre_batches = [torch.cat([prep.image(load_image(s.path))[None] for s in batched_samples[i : i + rt.batch_size]])
-                   for i in range(0, len(batched_samples), rt.batch_size)]
-
-    def backbone_pass() -> float:
-        times = []
-        with torch.inference_mode():
-            for i, img in enumerate(singles):
-                t0 = time.perf_counter()
-                method.extractor(img)
-                t1 = time.perf_counter()
-                if i >= n_warm:
-                    times.append(t1 - t0)
-        return statistics.fmean(times)
-
-    def batched_model_pass() -> float:
-        t0 = time.perf_counter()
-        for images in pre_batches:
-            score_batch(cfg, method, images)
-        return (time.perf_counter() - t0) / len(batched_samples)
-
-    score_batch(cfg, method, pre_batches[0])  # batched warm-up
-    reps = []
-    for _ in range(args.repeats):
-        load_avg = os.getloadavg()
-        timed = time_category(cfg, method, split, cpu)
-        t, span1 = timed.figures, timed.span
-        bb = backbone_pass()
-        spanb = score_category(cfg, method, batched, cpu).span
-        b_e2e = spanb.seconds / len(batched_samples)
-        b_model = batched_model_pass()
-        reps.append({
-            "load_avg_at_start": list(load_avg),
-            "infer_s_per_image": t["infer_s_per_image"],
-            "infer_s_per_image_median_over_images": t["infer_s_per_image_median"],
-            "infer_model_s_per_image": t["infer_model_s_per_image"],
-            "backbone_forward_s": bb,
-            "model_over_backbone": t["infer_model_s_per_image"] / bb,
-            "batched_s_per_image": b_e2e,
-            "batched_model_s_per_image": b_model,
-            "batch1_peak_rss_bytes": span1.peak_rss_bytes,
-            "batched_peak_rss_bytes": spanb.peak_rss_bytes,
-            "timing_images": t["timing_images"],
-            "warmup_images": t["warmup_images"],
-        })
-    return {
-        "mode": "infer", "key": args.key, "torch_threads": torch.get_num_threads(),
-        "fit_n_for_scoring_model": n_fit, "scoring_model_source": source, "batch_size": rt.batch_size,
-        "batched_images": len(batched_samples), "repeats": reps,
-        "weights": method.extractor.weights, "weights_source": method.extractor.weights_source,
-        "d": method.d, "state_bytes": method.state_nbytes(),
-    }
-
-
-# ----------------------------------------------------------------------------------- parent side
 def run_child(argv: list[str], log) -> dict[str, Any]:
     from padim_bench.profiling import OtherCpuLoad
 
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", *argv]
+    cmd = [sys.executable, str(CHILD), *argv]
     env = dict(os.environ, PYTHONHASHSEED=str(SEED))
     t0 = time.perf_counter()
     with OtherCpuLoad() as fl:  # the child is reaped inside the span: its CPU counts as ours
@@ -565,7 +293,19 @@ def build_targets(rows: list[dict[str, Any]], n_all: int) -> list[dict[str, Any]
     return targets
 
 
-def main(argv: list[str] | None = None) -> int:
+@dataclass(frozen=True)
+class Settings:
+    """The benchmark's checked command line: backbone keys, repeats per timing figure, batch-1
+    timing images, output stem (``.json`` / ``.md`` are added) and the data root, resolved."""
+
+    keys: list[str]
+    repeats: int
+    timing_images: int
+    out_stem: Path
+    data_root: Path
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbones", default="effl0,r18,wr50", help=f"comma list of {', '.join(CONFIGS)}")
@@ -574,21 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: N=20 only, 5 timing images, 1 repeat")
     ap.add_argument("--out", default=None, help="output stem (default results/bench/padim_cpu, "
                                                 "results/bench/padim_cpu_quick with --quick)")
-    # internal: one measurement in a fresh process
-    ap.add_argument("--child", choices=["fit", "infer"], help=argparse.SUPPRESS)
-    ap.add_argument("--key", help=argparse.SUPPRESS)
-    ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--timing-images", type=int, default=20, help=argparse.SUPPRESS)
-    ap.add_argument("--batched-images", type=int, default=10**9, help=argparse.SUPPRESS)
-    ap.add_argument("--save-state", help=argparse.SUPPRESS)
-    ap.add_argument("--load-state", help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+    return ap
 
-    if args.child:
-        res = child_fit(args) if args.child == "fit" else child_infer(args)
-        print(json.dumps(res))
-        return 0
 
+def _settings(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Settings:
+    """Checks the arguments (``ap.error`` exits with status 2 on a bad one)."""
     keys = [k.strip() for k in args.backbones.split(",") if k.strip()]
     bad = [k for k in keys if k not in CONFIGS]
     if not keys or bad:
@@ -604,21 +334,74 @@ def main(argv: list[str] | None = None) -> int:
     data_root = Path(args.data_root).expanduser()
     if not data_root.is_absolute():
         data_root = (REPO / data_root) if not data_root.exists() else data_root.resolve()
+    return Settings(keys, repeats, timing_images, out_stem, data_root)
+
+
+def _bottle_split(data_root_arg: str, data_root: Path):
+    """The ``bottle`` split under ``data_root``, or ``None`` after printing why not."""
     from padim_bench.data.mvtec import scan_category
     from padim_bench.errors import PadimBenchError
 
     try:
         if not data_root.is_dir():
-            raise PadimBenchError(f"--data-root {args.data_root}: folder not found (resolved to {data_root})")
-        split = scan_category(data_root, CATEGORY)
+            raise PadimBenchError(f"--data-root {data_root_arg}: folder not found (resolved to {data_root})")
+        return scan_category(data_root, CATEGORY)
     except PadimBenchError as e:
         print(f"error: {e}\n(--data-root must hold the MVTec AD '{CATEGORY}' category: "
               f"{CATEGORY}/train/good, {CATEGORY}/test, {CATEGORY}/ground_truth)", file=sys.stderr)
+        return None
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _record(args: argparse.Namespace, argv: list[str] | None, st: Settings, split, ns: list[int], threads: int,
+            t_start: float, load_start: list[float], whole, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The benchmark's record (``<out>.json``): the targets, the environment, the settings and the
+    rows; ``wall_s`` and the final load average are taken now."""
+    import torch
+
+    from padim_bench.envinfo import environment
+
+    n_all = len(split.train)
+    targets = build_targets(rows, n_all)
+    env = environment(torch.device("cpu"))
+    return {
+        "benchmark": "padim_cpu",
+        "command": [Path(sys.executable).name, "scripts/bench_padim.py", *(argv if argv is not None else sys.argv[1:])],
+        "quick": bool(args.quick),
+        "environment": env,
+        "threads": threads,
+        "seed": SEED,
+        "repeats": st.repeats,
+        "wr50_max_fit_repeats": WR50_MAX_FIT_REPEATS,
+        "config": {"data_root": str(st.data_root), "category": CATEGORY, "n_train_all": n_all,
+                   "n_test": len(split.test), "fit_n": ns, "resize": 256, "crop": 224,
+                   "interpolation": "bicubic", "layers": ["layer1", "layer2", "layer3"], "epsilon": 0.01,
+                   "sigma": 4.0, "map_interpolation": "bilinear", "workers": 0, "device": "cpu",
+                   "warmup_images": WARMUP_IMAGES, "timing_images": st.timing_images,
+                   "backbones": {k: CONFIGS[k] for k in st.keys}},
+        "load_average": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
+        "wall_s": time.perf_counter() - t_start,
+        "foreign_cpu_cores": whole.cores,
+        "definitions": DEFINITIONS,
+        "random_weights_note": "RANDOM backbone weights: time and memory only; no accuracy is implied",
+        "targets": targets,
+        "rows": rows,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = _parser()
+    args = ap.parse_args(argv)
+    st = _settings(ap, args)
+    split = _bottle_split(args.data_root, st.data_root)
+    if split is None:
         return 2
 
     import torch
 
-    from padim_bench.envinfo import environment
     from padim_bench.store import write_json_and_markdown
 
     import signal
@@ -629,51 +412,25 @@ def main(argv: list[str] | None = None) -> int:
     n_all = len(split.train)
     ns = [FIT_SMALL_N] if args.quick else [FIT_SMALL_N, n_all]
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
     t_start = time.perf_counter()
     load_start = [round(x, 2) for x in os.getloadavg()]
-    log(f"bench: {', '.join(keys)}; {n_all} train / {len(split.test)} test images; threads {threads}; "
-        f"repeats {repeats}; load average {load_start}")
+    _log(f"bench: {', '.join(st.keys)}; {n_all} train / {len(split.test)} test images; threads {threads}; "
+         f"repeats {st.repeats}; load average {load_start}")
     from padim_bench.profiling import OtherCpuLoad
 
     whole = OtherCpuLoad().start()
     try:
-        rows = [measure_backbone(key, args, data_root, split, ns, repeats, timing_images, log) for key in keys]
+        rows = [measure_backbone(key, args, st.data_root, split, ns, st.repeats, st.timing_images, _log)
+                for key in st.keys]
     except RuntimeError as e:  # a child failed: its stderr tail is in the message
         print(f"error: {e}", file=sys.stderr)
         return 1
     whole.stop()
-    targets = build_targets(rows, n_all)
-    env = environment(torch.device("cpu"))
-    rec = {
-        "benchmark": "padim_cpu",
-        "command": [Path(sys.executable).name, "scripts/bench_padim.py", *(argv if argv is not None else sys.argv[1:])],
-        "quick": bool(args.quick),
-        "environment": env,
-        "threads": threads,
-        "seed": SEED,
-        "repeats": repeats,
-        "wr50_max_fit_repeats": WR50_MAX_FIT_REPEATS,
-        "config": {"data_root": str(data_root), "category": CATEGORY, "n_train_all": n_all,
-                   "n_test": len(split.test), "fit_n": ns, "resize": 256, "crop": 224,
-                   "interpolation": "bicubic", "layers": ["layer1", "layer2", "layer3"], "epsilon": 0.01,
-                   "sigma": 4.0, "map_interpolation": "bilinear", "workers": 0, "device": "cpu",
-                   "warmup_images": WARMUP_IMAGES, "timing_images": timing_images,
-                   "backbones": {k: CONFIGS[k] for k in keys}},
-        "load_average": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
-        "wall_s": time.perf_counter() - t_start,
-        "foreign_cpu_cores": whole.cores,
-        "definitions": DEFINITIONS,
-        "random_weights_note": "RANDOM backbone weights: time and memory only; no accuracy is implied",
-        "targets": targets,
-        "rows": rows,
-    }
+    rec = _record(args, argv, st, split, ns, threads, t_start, load_start, whole, rows)
     md = render_markdown(rec)
-    write_json_and_markdown(out_stem, rec, md)
+    write_json_and_markdown(st.out_stem, rec, md)
     print(md)
-    log(f"wrote {out_stem.with_suffix('.json')} and {out_stem.with_suffix('.md')}")
+    _log(f"wrote {st.out_stem.with_suffix('.json')} and {st.out_stem.with_suffix('.md')}")
     return 0
 
 

@@ -91,8 +91,6 @@ def recompute(folder: Path, work: Path) -> tuple[dict, float]:
     out = work / _work_name(folder)
     cfg = {k: v for k, v in stored.items() if k in ("dataset", "method", "evaluation", "runtime")}
     cfg["name"] = stored.get("name", folder.name)
-    # a run recorded without runtime.channels_last was made before that key existed: NCHW
-    cfg["runtime"] = {"channels_last": False, **cfg.get("runtime", {})}
     cfg["output"] = {"dir": str(out)}
     path = work / f"{out.name}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")

@@ -19,11 +19,6 @@ SHIPPED = sorted(CONFIGS.glob("*.yaml")) + sorted((CONFIGS / "paper").glob("*.ya
 PAPER_EXPERIMENTS = [CONFIGS / "paper" / f"table{n}.yaml" for n in (1, 2, 6)]
 RUN_FILES = sorted((REPO / "results").rglob("run.json"))
 
-#: folders whose run.json still holds the run hash of the rule before dataset.root left the config
-#: hash (commit 5d26a99; padim_bench.legacy re-keys them when resumed); their config hash is current
-STALE_RUN_HASH = {"results/baselines/padim_effl0_bottle", "results/runs/mvtec_vae_cpu"}
-
-
 def _folder(run_json: Path) -> str:
     return run_json.parent.relative_to(REPO).as_posix()
 
@@ -33,12 +28,8 @@ def _stored(run_json: Path) -> dict:
 
 
 def _rebuilt(stored: dict) -> RunConfig:
-    """The config a run.json recorded, rebuilt. A run.json written before runtime.channels_last
-    existed lacks the key: those runs were NCHW (channels_last: false, which the run hash leaves
-    out, so that such folders keep their hash)."""
-    data = copy.deepcopy(stored["config"])
-    data["runtime"].setdefault("channels_last", False)
-    return config_from_dict(data)
+    """The config a run.json recorded, rebuilt."""
+    return config_from_dict(copy.deepcopy(stored["config"]))
 
 
 def test_there_are_committed_runs_to_guard():
@@ -51,10 +42,7 @@ def test_a_committed_config_gives_its_stored_config_hash(run_json):
     assert _rebuilt(stored).config_hash() == stored["config_hash"]
 
 
-@pytest.mark.parametrize("run_json", [
-    pytest.param(p, marks=pytest.mark.xfail(reason="run.json holds the run hash of the rule before 5d26a99",
-                                            strict=False)) if _folder(p) in STALE_RUN_HASH else p
-    for p in RUN_FILES], ids=_folder)
+@pytest.mark.parametrize("run_json", RUN_FILES, ids=_folder)
 def test_a_committed_config_gives_its_stored_run_hash(run_json):
     stored = _stored(run_json)
     assert _rebuilt(stored).run_hash() == stored["run_hash"]

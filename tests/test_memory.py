@@ -105,11 +105,11 @@ def test_padim_sum_of_layers_by_hand():
 
 def test_spade_memory_by_hand():
     per_image = (64 * 16 * 16 + 128 * 8 * 8 + 256 * 4 * 4 + 512) * 4  # pixel maps + pooled layer4
-    own = Spade.predict_memory(SpadeParams(k=2, chunk=100), "resnet18", LAYERS, 64, 5, 3, 4)
+    own = Spade.predict_memory(SpadeParams(k=2), "resnet18", LAYERS, 64, 5, 3, 4)
     assert own.state == {"feature bank (float32)": 5 * per_image}
     assert own.fit == {"features of a batch": 4 * per_image}
     assert own.score == {"features of a batch": 3 * per_image, "gathered nearest-image maps": 2 * 64 * 16 * 16 * 4,
-                         "distance blocks": 2 * 256 * 100 * 4}
+                         "distance blocks": 2 * 256 * 8192 * 4}  # spade.KNN_CHUNK_ROWS
     assert own.host == set(own.state) | set(own.fit) | set(own.score) and not own.disk
     concat = Spade.predict_memory(SpadeParams(k=2, combine="concat", bank="mmap", bank_dir="/x"),
                                   "resnet18", LAYERS, 64, 5, 3, 4)

@@ -142,9 +142,10 @@ def test_predicted_scoring_work_counts_every_distance_product():
     """ResNet18 at 64 px: layer1 64 ch on 16x16, layer2 128 ch on 8x8, layer3 256 ch on 4x4, pooled
     layer4 512 ch; k = 50 capped at the 10 training images. Multiply-adds counted by hand: the
     pooled search (10 x 512) plus, per layer, (h w) queries x (k h w) gallery rows x C."""
-    cost = Spade.predict_score_cost(SpadeParams(k=50, chunk=100), "resnet18", ["layer1", "layer2", "layer3"], 64, 10)
+    cost = Spade.predict_score_cost(SpadeParams(k=50), "resnet18", ["layer1", "layer2", "layer3"], 64, 10)
     expected = 10 * 512 + 256 * 2560 * 64 + 64 * 640 * 128 + 16 * 160 * 256
     assert cost["macs"] == expected
     assert cost["gallery_rows"] == 2560
-    # layer1 dominates the working set: gallery 2560 x 64, one 256 x 100 block, its top-k, the query
-    assert cost["temp_bytes"] == 4 * (2560 * 64 + 256 * 100 + 2 * 256 * (100 + 2) + 256 * 64 + 100 * 64)
+    # layer1 dominates the working set: gallery 2560 x 64, one 256 x 2560 block (the whole gallery:
+    # fewer rows than spade.KNN_CHUNK_ROWS), its top-k, the query
+    assert cost["temp_bytes"] == 4 * (2560 * 64 + 256 * 2560 + 2 * 256 * (2560 + 2) + 256 * 64 + 2560 * 64)

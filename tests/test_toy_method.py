@@ -156,3 +156,46 @@ def test_report_labels_the_toy_with_its_display_name(toy_run, tmp_path):
     assert res.exit_code == 0, res.output
     html = (tmp_path / "report" / "report.html").read_text()
     assert "Toy-R18-L1 [random] [synthetic]" in html
+
+
+# the toy's memory, as it declares it: mean and std float32, and the fit's float64 running sums, of
+# ResNet18's layer1 on a 56 px crop: 64 channels on a 14 x 14 grid
+TOY_STATE = 2 * 64 * 14 * 14 * 4
+TOY_FIT_SUMS = 2 * 64 * 14 * 14 * 8
+R18_PARAMETERS = 11_689_512  # torchvision's resnet18 (its documentation's parameter count)
+
+
+class ToyWithMemory(ToyMeanStd):
+    """The toy, declaring its memory through the Method contract."""
+
+    @classmethod
+    def predict_memory(cls, params, backbone, layers, size, n_train, n_test, batch):
+        from padim_bench.methods import MethodMemory
+
+        return MethodMemory(state={"mean and std (float32)": TOY_STATE}, fit={"running sums (float64)": TOY_FIT_SUMS})
+
+
+def test_a_sweep_dry_run_shows_the_toys_declared_memory(toy_registered, demo_data, tmp_path):
+    """The sweep planner and its dry run take the method's memory from the method's own
+    declaration (no edit outside this file): the job's state part is the toy's figure, the backbone
+    part ResNet18's float32 parameters, and the toy's larger fit working set is what the job adds."""
+    from padim_bench.sweep.plan import plan_sweep
+
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "name": "toys", "dataset": {"root": str(demo_data), "categories": ["brick"], "resize": 64, "crop": 56},
+        "method": {"name": TOY, "backbone": "resnet18", "weights": "random", "layers": ["layer1"]},
+        "runtime": {"device": "cpu", "batch_size": 4, "workers": 0}, "output": {"dir": str(tmp_path / "out")},
+        "seeds": [0]}))
+    with pytest.MonkeyPatch.context() as mp:
+        plain = plan_sweep(sweep, dry_run=True).jobs[0].memory
+        mp.setitem(METHODS._items, TOY, MethodSpec(cls=ToyWithMemory, params_class=ToyParams))
+        job = plan_sweep(sweep, dry_run=True).jobs[0]
+        res = runner.invoke(app, ["sweep", str(sweep), "--dry-run"], env={"COLUMNS": "200"})
+    assert job.memory.parts["state"] == TOY_STATE and job.memory.parts["backbone"] == R18_PARAMETERS * 4
+    assert plain.parts["state"] == 0  # the default declaration: no state predicted
+    # the fit's working set gains exactly the declared sums (the backbone's activations are the same)
+    assert sum(job.memory.fit.values()) - sum(plain.fit.values()) == TOY_FIT_SUMS
+    assert res.exit_code == 0, res.output
+    assert job.id in res.output and f"{job.memory.total / 1e9:.2f}" in res.output, res.output
+    assert not (tmp_path / "out").exists()

@@ -187,26 +187,15 @@ class RunConfig:
         The data root is a place, not the data: the same dataset under another path (or the same
         path written relative vs absolute) is the same experiment, and which files a finished
         category used is checked by its data fingerprint (names and sizes of every file,
-        ``runner.data_fingerprint``), so a different dataset at the same path is recomputed."""
-        return self._config_hash(with_root=False)
-
-    def _config_hash(self, with_root: bool) -> str:
+        ``store.data_fingerprint``), so a different dataset at the same path is recomputed."""
         d = self.to_dict()
         for key in ("output", "runtime", "name"):
             d.pop(key)
         d["dataset"].pop("categories")
-        if not with_root:
-            d["dataset"].pop("root")
+        d["dataset"].pop("root")
         for key in getattr(type(self.method.params), "HASH_NEUTRAL", ()):
             d["method"].pop(key, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
-
-    def legacy_hashes(self) -> tuple[str, str]:
-        """``(config hash, run hash)`` by the rule before ``dataset.root`` left the config hash
-        (padim-bench commit 5d26a99): run folders written then are re-keyed, not refused
-        (``padim_bench.legacy``)."""
-        ch = self._config_hash(with_root=True)
-        return ch, self._run_hash(ch)
 
     def run_hash(self) -> str:
         """:meth:`config_hash` plus the runtime section (device, threads, batch size, timing),
@@ -217,8 +206,6 @@ class RunConfig:
     def _run_hash(self, config_hash: str) -> str:
         rt = dataclasses.asdict(self.runtime)
         rt.pop("allow_memory_over")  # refuses or allows a run, changes no figure
-        if not rt["channels_last"]:  # NCHW: the layout of every run made before this key existed,
-            rt.pop("channels_last")  # so their folders keep their run hash
         blob = json.dumps({"config": config_hash, "runtime": rt}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

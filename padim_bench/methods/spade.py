@@ -35,6 +35,10 @@ from .base import METHODS, Method, MethodMemory, MethodSpec
 from .features import combine_maps, layer_maps, upsample_concat
 from .knn import knn
 
+#: gallery rows per distance block of the kNN searches (bounds the temporary memory of a search
+#: to queries x 8192 floats; the result is exact whatever the block)
+KNN_CHUNK_ROWS = 8192
+
 
 @dataclass(frozen=True)
 class SpadeParams:
@@ -48,7 +52,8 @@ class SpadeParams:
             concatenated, layer1-grid features).
         bank: ``memory`` (CPU RAM) or ``mmap`` (a file in ``bank_dir`` or the temp folder).
         bank_dir: folder for the memory-mapped bank (``None`` = system temp folder).
-        chunk: gallery rows per distance block (bounds temporary memory).
+    The kNN searches compare with at most :data:`KNN_CHUNK_ROWS` gallery rows at a time (an
+    implementation bound on temporary memory, not a setting: the search is exact for any block).
     """
 
     k: int = 50
@@ -57,11 +62,10 @@ class SpadeParams:
     combine: Literal["mean", "concat"] = "mean"
     bank: Literal["memory", "mmap"] = "memory"
     bank_dir: str | None = None
-    chunk: int = 8192
 
     def check(self) -> None:
         """Raises ConfigError on out-of-range values."""
-        for key in ("k", "kappa", "chunk"):
+        for key in ("k", "kappa"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"method.{key}: must be >= 1, got {getattr(self, key)}")
 
@@ -113,7 +117,7 @@ class Spade(Method):
         to the CPU): the state is the feature bank (``n_train x`` :meth:`bytes_per_image`; on disk
         under ``bank: mmap``); fit: a batch's features; scoring: a batch's features, the pixel
         maps of the K nearest images gathered for one test image (``concat``: upsampled and
-        concatenated, twice) and one distance block pair (``chunk`` x the finest grid)."""
+        concatenated, twice) and one distance block pair (``KNN_CHUNK_ROWS`` x the finest grid)."""
         shapes = layer_shapes(backbone, cls.extractor_layers(params, layers), size)
         pixel = [v for k, v in shapes.items() if k != params.pool_layer]
         per_image = cls.bytes_per_image({k: v[0] for k, v in shapes.items()}, {k: v[1:] for k, v in shapes.items()},
@@ -128,7 +132,7 @@ class Spade(Method):
         mem = MethodMemory(
             state={bank: n_train * per_image}, fit={features: min(batch, n_train) * per_image},
             score={features: min(batch, n_test) * per_image, "gathered nearest-image maps": gathered,
-                   "distance blocks": 2 * finest * params.chunk * 4},
+                   "distance blocks": 2 * finest * KNN_CHUNK_ROWS * 4},
             host=frozenset({bank, features, "gathered nearest-image maps", "distance blocks"}),
             advice=("method.bank: mmap (the bank on disk)",) if params.bank == "memory" else ())
         if params.bank == "mmap":
@@ -146,7 +150,7 @@ class Spade(Method):
             pixel level, per layer, ``(h w) x (K h w) x C`` under ``combine: mean``, once on the
             concatenated layer1 grid under ``concat``), backbone excluded;
             ``temp_bytes``: the largest per-layer working set, float32: the gathered gallery of the
-            K nearest images (``K h w C``), one distance block (``h w x chunk``), its top-k, and
+            K nearest images (``K h w C``), one distance block (``h w x KNN_CHUNK_ROWS``), its top-k, and
             the query map;
             ``gallery_rows``: the largest gallery (``K h w``) searched per query pixel.
         """
@@ -162,7 +166,7 @@ class Spade(Method):
         for c, h, w in pix.values():
             q, g = h * w, k * h * w
             macs += q * g * c
-            block = min(params.chunk, g)
+            block = min(KNN_CHUNK_ROWS, g)
             temp = max(temp, 4 * (g * c + q * block + 2 * q * (block + 2 * params.kappa) + q * c + block * c))
         return {"macs": int(macs), "temp_bytes": int(temp),
                 "gallery_rows": int(max(k * h * w for _, h, w in pix.values()))}
@@ -244,7 +248,7 @@ class Spade(Method):
         if self.pool is None:
             raise PadimBenchError("SPADE model is not fitted")
         pool, maps = self.features(images)
-        dist, idx = knn(pool, self.pool, self._k(), self.params.chunk)
+        dist, idx = knn(pool, self.pool, self._k(), KNN_CHUNK_ROWS)
         image_scores = dist.square().mean(1)
         h1, w1 = maps[self.layers[0]].shape[1:3]
         out = []
@@ -253,14 +257,14 @@ class Spade(Method):
             if self.params.combine == "concat":
                 q = self._concat({k: v[b : b + 1] for k, v in maps.items()}, (h1, w1))
                 g = self._concat({k: self.banks[k][nn_idx] for k in self.layers}, (h1, w1))
-                d, _ = knn(q.reshape(-1, q.shape[-1]), g.reshape(-1, g.shape[-1]), self.params.kappa, self.params.chunk)
+                d, _ = knn(q.reshape(-1, q.shape[-1]), g.reshape(-1, g.shape[-1]), self.params.kappa, KNN_CHUNK_ROWS)
                 out.append(d.mean(1).reshape(h1, w1))
                 continue
             per_layer = []
             for k in self.layers:
                 q = maps[k][b]  # (h, w, C)
                 g = self.banks[k][nn_idx]  # (K, h, w, C)
-                d, _ = knn(q.reshape(-1, q.shape[-1]), g.reshape(-1, g.shape[-1]), self.params.kappa, self.params.chunk)
+                d, _ = knn(q.reshape(-1, q.shape[-1]), g.reshape(-1, g.shape[-1]), self.params.kappa, KNN_CHUNK_ROWS)
                 per_layer.append(d.mean(1).reshape(1, *q.shape[:2]))
             out.append(combine_maps(per_layer, (h1, w1), "mean")[0])
         return torch.stack(out), image_scores

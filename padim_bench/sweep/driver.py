@@ -8,40 +8,23 @@ message, traceback tail). A re-run skips finished jobs before scheduling anythin
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
-import statistics
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..errors import PadimBenchError
-from ..store import atomic_write_json, consolidate_run
+from ..store import consolidate_run
 from .execute import (MEMORY_FRACTION, LocalBackend, MemoryScheduler, RayBackend, cpu_cores, drive, import_ray,
                       ray_nodes)
 from ..memory import available_ram_bytes
-from .plan import INDEX_NAME, Job, SweepPlan, job_row
-
-
-@dataclass
-class SweepResult:
-    """What a sweep did: job ids done, failed (with their error records), refused, skipped."""
-
-    done: list[str] = field(default_factory=list)
-    failed: dict[str, dict[str, Any]] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
-    executor: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
+from .plan import INDEX_NAME, Job, SweepPlan
+from .tracking import JobTracker, SweepIndex, SweepResult, refuse_job
 
 
 def _gb(n: float) -> str:
@@ -124,26 +107,6 @@ def dry_run_table(plan: SweepPlan, sizing: dict[str, Any] | None, ray_threads: i
     return t, lines
 
 
-class _Index:
-    """``sweep.json``: the plan plus each job's outcome, rewritten atomically as jobs end."""
-
-    def __init__(self, plan: SweepPlan, executor: dict[str, Any]):
-        self.plan = plan
-        self.rows = {j.id: job_row(j) for j in plan.jobs}
-        self.executor = executor
-
-    def update(self, job_id: str, **fields: Any) -> None:
-        self.rows[job_id].update(fields)
-
-    def write(self) -> None:
-        atomic_write_json(self.plan.out / INDEX_NAME, {
-            "sweep_file": str(self.plan.path),
-            "updated_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "executor": self.executor,
-            "jobs": list(self.rows.values()),
-        })
-
-
 def run_sweep(plan: SweepPlan, *, executor: str = "local", address: str | None = None, jobs: int | None = None,
               threads: int | None = None, memory_gb: float | None = None, allow_oversize: bool = False,
               force: bool = False, console: Console | None = None, show_progress: bool = True) -> SweepResult:
@@ -156,6 +119,47 @@ def run_sweep(plan: SweepPlan, *, executor: str = "local", address: str | None =
             :attr:`SweepResult.failed`.
     """
     console = console or Console(stderr=True)
+    _check_conflicts(plan, force)
+    if executor not in ("local", "ray"):
+        raise PadimBenchError(f"--executor {executor!r}: use local or ray")
+    result = SweepResult(skipped=[j.id for j in plan.jobs if j.status == "finished"])
+    for j in plan.jobs:  # an earlier failure of a job finished since (e.g. by `padim-bench run`) is stale
+        if j.status == "finished":
+            plan.error_file(j).unlink(missing_ok=True)
+    todo = plan.todo
+    cwd = os.getcwd()
+    if executor == "local":
+        ex = _local_executor(plan, todo, jobs, threads, memory_gb)
+    else:
+        ex = _ray_executor(todo, address, threads)
+    result.executor = ex.sizing
+
+    def spec_of(job: Job) -> dict[str, Any]:
+        return {"id": job.id, "config": job.config, "category": job.category, "threads": ex.job_threads(job),
+                "force": force or job.reason == "--force", "cwd": cwd, "error_file": str(plan.error_file(job))}
+
+    index = SweepIndex(plan, ex.sizing)
+    runnable, alone_ok = _admit(plan, todo, ex, allow_oversize, executor == "local", result, index)
+    tracker = JobTracker(plan, result, index, runnable, ex.job_threads, console, show_progress)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    index.write()
+    if executor == "local":
+        backend: Any = LocalBackend(ex.job_threads, spec_of)
+    else:
+        backend = RayBackend(spec_of, ex.resources_of, ray=ex.ray)
+    _drive(runnable, ex, backend, tracker, alone_ok)
+    touched = {j.run.run_name for j in runnable}
+    for r in plan.runs:  # untouched runs too: a results.json may lack categories written by jobs of a killed sweep
+        consolidate_run(Path(r.config.output.dir), r.config, only_if_incomplete=r.run_name not in touched)
+    index.write()
+    return result
+
+
+def _check_conflicts(plan: SweepPlan, force: bool) -> None:
+    """Jobs whose folder holds another run: an error without ``force``, else to be run again.
+
+    Raises:
+        PadimBenchError: such jobs and no ``force``."""
     conflicts = [j for j in plan.jobs if j.status == "conflict"]
     if conflicts and not force:
         folders = sorted({str(j.folder) for j in conflicts})
@@ -165,156 +169,101 @@ def run_sweep(plan: SweepPlan, *, executor: str = "local", address: str | None =
     if force:
         for j in conflicts:
             j.status = "todo"
-    if executor not in ("local", "ray"):
-        raise PadimBenchError(f"--executor {executor!r}: use local or ray")
-    result = SweepResult(skipped=[j.id for j in plan.jobs if j.status == "finished"])
-    for j in plan.jobs:  # an earlier failure of a job finished since (e.g. by `padim-bench run`) is stale
-        if j.status == "finished":
-            plan.error_file(j).unlink(missing_ok=True)
-    todo = plan.todo
-    cwd = os.getcwd()
+
+
+@dataclass
+class _Executor:
+    """Where the jobs run: the sizing recorded in ``sweep.json``, the scheduler, the memory one job
+    may ask for (``limit`` bytes, described by ``limit_text``) and, for Ray, the module and whether
+    this sweep started the Ray instance (it then stops it)."""
+
+    sizing: dict[str, Any]
+    scheduler: MemoryScheduler
+    limit: int
+    limit_text: str
+    ray: Any = None
+    started_ray: bool = False
+
+    def job_threads(self, job: Job) -> int:
+        return job.config.runtime.threads or self.sizing["threads"]
+
+    def resources_of(self, job: Job) -> dict[str, Any]:
+        """What a Ray task of ``job`` asks for: CPUs (its threads), a GPU, memory (bytes)."""
+        return {"num_cpus": min(self.job_threads(job), self.sizing.get("largest_node_cpus", self.job_threads(job))),
+                "num_gpus": 1 if job.needs_gpu else 0, "memory": int(min(job.memory_bytes, self.limit))}
+
+
+def _local_executor(plan: SweepPlan, todo: list[Job], jobs: int | None, threads: int | None,
+                    memory_gb: float | None) -> _Executor:
+    """This machine's process pool (:func:`local_sizing`); marks the jobs that run on a GPU."""
+    sizing = local_sizing(plan, jobs, threads, memory_gb)
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for j in todo:
+        j.needs_gpu = j.config.runtime.device == "cuda" or (j.config.runtime.device == "auto" and gpus > 0)
+    scheduler = MemoryScheduler(sizing["budget_bytes"], sizing["slots"], gpus)
+    limit, limit_text = sizing["budget_bytes"], f"the memory budget {_gb(sizing['budget_bytes'])} GB ({sizing['budget_rule']})"
+    return _Executor(sizing, scheduler, limit, limit_text)
+
+
+def _ray_executor(todo: list[Job], address: str | None, threads: int | None) -> _Executor:
+    """A Ray cluster (``address``) or a local Ray instance started here; Ray schedules the jobs.
+
+    Raises:
+        PadimBenchError: Ray missing, unreachable, or a cluster without a live node."""
+    ray = import_ray()
     started_ray = False
-    if executor == "local":
-        sizing = local_sizing(plan, jobs, threads, memory_gb)
-        import torch
+    if not ray.is_initialized():
+        try:
+            if address:  # an existing cluster: its own resources and settings
+                ray.init(address=address, log_to_driver=False)
+            else:  # a local instance on this machine, stopped at the end
+                ray.init(log_to_driver=False, include_dashboard=False)
+        except Exception as e:  # noqa: BLE001 - ConnectionError and Ray's own errors
+            raise PadimBenchError(f"ray: cannot connect to {address or 'a new local cluster'}: {e}") from None
+        started_ray = True
+    nodes = ray_nodes(ray)
+    if not nodes:
+        raise PadimBenchError("ray: the cluster has no live node")
+    max_mem = int(max(n.get("memory", 0) for n in nodes))
+    max_cpu = int(max(n.get("CPU", 1) for n in nodes))
+    has_gpu = any(n.get("GPU", 0) > 0 for n in nodes)
+    per_job_threads = max(1, min(threads or 1, max_cpu))
+    sizing = {"executor": "ray", "address": address, "nodes": len(nodes), "largest_node_memory_bytes": max_mem,
+              "largest_node_cpus": max_cpu, "gpus": has_gpu, "threads": per_job_threads}
+    for j in todo:
+        j.needs_gpu = j.config.runtime.device == "cuda" or (j.config.runtime.device == "auto" and has_gpu)
+    scheduler = MemoryScheduler(budget_bytes=2**62, slots=len(todo) or 1, gpu_slots=len(todo) or 1)  # Ray schedules
+    limit, limit_text = max_mem, f"the largest Ray node's memory resource {_gb(max_mem)} GB"
+    return _Executor(sizing, scheduler, limit, limit_text, ray=ray, started_ray=started_ray)
 
-        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        for j in todo:
-            j.needs_gpu = j.config.runtime.device == "cuda" or (j.config.runtime.device == "auto" and gpus > 0)
-        scheduler = MemoryScheduler(sizing["budget_bytes"], sizing["slots"], gpus)
-        limit, limit_text = sizing["budget_bytes"], f"the memory budget {_gb(sizing['budget_bytes'])} GB ({sizing['budget_rule']})"
-    else:
-        ray = import_ray()
-        if not ray.is_initialized():
-            try:
-                if address:  # an existing cluster: its own resources and settings
-                    ray.init(address=address, log_to_driver=False)
-                else:  # a local instance on this machine, stopped at the end
-                    ray.init(log_to_driver=False, include_dashboard=False)
-            except Exception as e:  # noqa: BLE001 - ConnectionError and Ray's own errors
-                raise PadimBenchError(f"ray: cannot connect to {address or 'a new local cluster'}: {e}") from None
-            started_ray = True
-        nodes = ray_nodes(ray)
-        if not nodes:
-            raise PadimBenchError("ray: the cluster has no live node")
-        max_mem = int(max(n.get("memory", 0) for n in nodes))
-        max_cpu = int(max(n.get("CPU", 1) for n in nodes))
-        has_gpu = any(n.get("GPU", 0) > 0 for n in nodes)
-        per_job_threads = max(1, min(threads or 1, max_cpu))
-        sizing = {"executor": "ray", "address": address, "nodes": len(nodes), "largest_node_memory_bytes": max_mem,
-                  "largest_node_cpus": max_cpu, "gpus": has_gpu, "threads": per_job_threads}
-        for j in todo:
-            j.needs_gpu = j.config.runtime.device == "cuda" or (j.config.runtime.device == "auto" and has_gpu)
-        scheduler = MemoryScheduler(budget_bytes=2**62, slots=len(todo) or 1, gpu_slots=len(todo) or 1)  # Ray schedules
-        limit, limit_text = max_mem, f"the largest Ray node's memory resource {_gb(max_mem)} GB"
-    result.executor = sizing
 
-    def job_threads(job: Job) -> int:
-        return job.config.runtime.threads or sizing["threads"]
-
-    def spec_of(job: Job) -> dict[str, Any]:
-        return {"id": job.id, "config": job.config, "category": job.category, "threads": job_threads(job),
-                "force": force or job.reason == "--force", "cwd": cwd, "error_file": str(plan.error_file(job))}
-
-    def resources_of(job: Job) -> dict[str, Any]:
-        return {"num_cpus": min(job_threads(job), sizing.get("largest_node_cpus", job_threads(job))),
-                "num_gpus": 1 if job.needs_gpu else 0, "memory": int(min(job.memory_bytes, limit))}
-
-    index = _Index(plan, sizing)
+def _admit(plan: SweepPlan, todo: list[Job], ex: _Executor, allow_oversize: bool, local: bool,
+           result: SweepResult, index: SweepIndex) -> tuple[list[Job], set[str]]:
+    """The jobs to run, and those of them over the memory limit that run alone
+    (``allow_oversize``); a job whose data failed to scan, or over the limit without
+    ``allow_oversize``, is refused (:func:`~padim_bench.sweep.tracking.refuse_job`)."""
     alone_ok: set[str] = set()
     runnable = []
-
-    def refuse(job: Job, error_type: str, message: str) -> None:
-        """A job that fails before it starts (its data, its memory): recorded like any failure."""
-        from .worker import write_error
-
-        err = {"id": job.id, "category": job.category, "status": "failed", "error_type": error_type,
-               "message": message, "traceback": "",
-               "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-        write_error(plan.error_file(job), err)
-        result.failed[job.id] = err
-        index.update(job.id, status="failed", error_type=error_type, message=message,
-                     error_file=str(plan.error_file(job)))
-
     for j in todo:
         if j.data_error is not None:  # the runner would raise the same before loading anything
-            refuse(j, j.data_error_type or "DataError", j.data_error)
+            refuse_job(plan, result, index, j, j.data_error_type or "DataError", j.data_error)
             continue
-        if j.memory_bytes > limit:
+        if j.memory_bytes > ex.limit:
             if not allow_oversize:
-                refuse(j, "MemoryRefused", f"predicted {_gb(j.memory_bytes)} GB is more than {limit_text}; "
-                       "--allow-oversize runs it anyway" + (" (alone)" if executor == "local" else ""))
+                refuse_job(plan, result, index, j, "MemoryRefused",
+                        f"predicted {_gb(j.memory_bytes)} GB is more than {ex.limit_text}; "
+                        "--allow-oversize runs it anyway" + (" (alone)" if local else ""))
                 continue
             alone_ok.add(j.id)
         runnable.append(j)
+    return runnable, alone_ok
 
-    remaining_in_run: dict[str, int] = {}
-    for j in runnable:
-        remaining_in_run[j.run.run_name] = remaining_in_run.get(j.run.run_name, 0) + 1
-    durations: list[float] = []
-    state = {"running": 0, "done": 0, "failed": len(result.failed), "failed_run": 0}
-    progress = Progress(TextColumn("[bold]sweep[/]"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("running {task.fields[running]}, failed {task.fields[failed]}"),
-                        TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
-                        console=console, disable=not show_progress, transient=False)
-    task = progress.add_task("sweep", total=len(runnable), running=0, failed=0, eta="--")
 
-    def refresh() -> None:
-        left = len(runnable) - state["done"] - state["failed_run"]
-        eta = "--"
-        if durations:
-            mean = statistics.fmean(durations)
-            eta_s = mean * (left - state["running"] / 2) / max(1, state["running"] or 1)
-            eta = f"{int(max(0, eta_s)) // 60}:{int(max(0, eta_s)) % 60:02d}"
-        progress.update(task, completed=state["done"] + state["failed_run"], running=state["running"],
-                        failed=state["failed"], eta=eta)
-
-    def on_start(job: Job) -> None:
-        state["running"] += 1
-        index.update(job.id, status="running", threads=job_threads(job))
-        refresh()
-
-    def on_done(job: Job, res: dict[str, Any]) -> None:
-        state["running"] -= 1
-        result.results[job.id] = res
-        fields = {k: res.get(k) for k in ("seconds", "peak_rss_bytes", "host", "torch_threads")}
-        if res.get("status") == "done":
-            state["done"] += 1
-            result.done.append(job.id)
-            durations.append(float(res.get("seconds") or 0.0))
-            plan.error_file(job).unlink(missing_ok=True)
-            m = res.get("metrics") or {}
-            shown = ", ".join(f"{k} {'undefined' if v is None else f'{100 * v:.1f}'}" for k, v in m.items())
-            progress.console.print(f"[green]done[/] {escape(job.id)}: {escape(shown)} ({res.get('seconds', 0):.0f} s)",
-                                   highlight=False)
-            index.update(job.id, status="done", metrics=m, **fields)
-        else:
-            state["failed"] += 1
-            state["failed_run"] += 1
-            res.setdefault("id", job.id)
-            if not plan.error_file(job).exists():  # the worker could not write it (its process died)
-                from .worker import write_error
-
-                write_error(plan.error_file(job), res)
-            result.failed[job.id] = res
-            progress.console.print(f"[bold red]FAILED[/] {escape(job.id)}: {escape(str(res.get('error_type')))}: "
-                                   f"{escape(str(res.get('message')))}", highlight=False)
-            index.update(job.id, status="failed", error_type=res.get("error_type"), message=res.get("message"),
-                         error_file=str(plan.error_file(job)), **fields)
-        for w in res.get("warnings") or []:
-            progress.console.print(f"[yellow]warning:[/] {escape(job.id)}: {escape(w)}", highlight=False)
-        remaining_in_run[job.run.run_name] -= 1
-        if remaining_in_run[job.run.run_name] == 0:
-            consolidate_run(job.folder, job.run.config)
-        index.write()
-        refresh()
-
-    plan.out.mkdir(parents=True, exist_ok=True)
-    index.write()
-    if executor == "local":
-        backend: Any = LocalBackend(job_threads, spec_of)
-    else:
-        backend = RayBackend(spec_of, resources_of, ray=ray)
+def _drive(runnable: list[Job], ex: _Executor, backend: Any, tracker: JobTracker, alone_ok: set[str]) -> None:
+    """Run the jobs under the progress display; SIGTERM stops the sweep like Ctrl-C (running jobs
+    included), and a Ray instance this sweep started is stopped at the end."""
     import signal
 
     def _terminate(signum, frame):  # SIGTERM (kill, a cluster scheduler): stop like Ctrl-C, jobs included
@@ -322,22 +271,17 @@ def run_sweep(plan: SweepPlan, *, executor: str = "local", address: str | None =
 
     previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
-        with progress:
-            refresh()
-            drive(runnable, scheduler, backend.submit, backend.wait_any, on_start, on_done, alone_ok)
+        with tracker.progress:
+            tracker.refresh()
+            drive(runnable, ex.scheduler, backend.submit, backend.wait_any, tracker.on_start, tracker.on_done, alone_ok)
     except KeyboardInterrupt:
         backend.shutdown()
         raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-        if started_ray:
-            ray.shutdown()
-    touched = {j.run.run_name for j in runnable}
-    for r in plan.runs:  # untouched runs too: a results.json may lack categories written by jobs of a killed sweep
-        consolidate_run(Path(r.config.output.dir), r.config, only_if_incomplete=r.run_name not in touched)
-    index.write()
-    return result
+        if ex.started_ray:
+            ex.ray.shutdown()
 
 
 def summary_lines(plan: SweepPlan, result: SweepResult) -> list[str]:
