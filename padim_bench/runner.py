@@ -31,7 +31,7 @@ from . import metrics as M
 from . import store
 from .backbones import layer_names, layer_shapes, load_backbone
 from .config import RunConfig
-from .data import Dataset, Prepared, dataset_for
+from .data import Dataset, dataset_for
 from .data.mvtec import CategorySplit
 from .data.origin import synthetic_origin
 from .data.transforms import Preprocess
@@ -100,20 +100,6 @@ def build_method(cfg: RunConfig, device: torch.device) -> Method:
     extractor = load_backbone(m.backbone, layers, weights=m.weights, seed=m.seed, device=device,
                               channels_last=cfg.runtime.channels_last)
     return spec.cls(m.params, extractor, device=device, seed=m.seed)
-
-
-def scan_splits(cfg: RunConfig) -> Prepared:
-    """Every category's split, checked by the configured dataset (layout, alignment,
-    decodability), before any model (:meth:`padim_bench.data.Dataset.prepare`).
-
-    Returns:
-        The :class:`~padim_bench.data.Prepared` data: the splits, per category the files skipped
-        under ``dataset.on_unreadable: skip``, and the dataset's run-level protocol facts.
-
-    Raises:
-        ConfigError, DataError: unknown categories or scenes, a broken layout, an unreadable file.
-    """
-    return dataset_for(cfg.dataset).prepare()
 
 
 # ------------------------------------------------------------------------------ a category, a run

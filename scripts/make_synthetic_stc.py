@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Write the synthetic ShanghaiTech Campus dataset (exact STC layout) used by the tests and by
-``padim-bench demo --stc``; see ``padim_bench/data/stc_synth.py`` for what the frames show.
+``padim-bench demo --dataset stc``; see ``padim_bench/data/stc_synth.py`` for what the frames show.
 
     .venv/bin/python scripts/make_synthetic_stc.py /tmp/stc_synthetic [--scenes 3] [--seed 0]
     .venv/bin/padim-bench run configs/stc_effl0.yaml --data-root /tmp/stc_synthetic
