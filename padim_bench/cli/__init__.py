@@ -8,13 +8,8 @@ traceback, and exit with status 2. Nothing else imports this package.
 * :mod:`.results`: ``table``, ``check``, ``report``, ``list``.
 """
 
-import sys
-
 from .common import _fail, app, main  # noqa: F401  (_fail: the one error line, also for tests)
 
 from . import experiments, results  # noqa: F401,E402  (register the commands)
 
 __all__ = ["app", "main"]
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
