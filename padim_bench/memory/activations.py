@@ -19,20 +19,6 @@ from torch import nn
 ACTIVATION_FRACTION = 0.25
 
 
-def meta_trunk(backbone: str, layers: Sequence[str]) -> tuple[nn.Module, tuple[str, ...]]:
-    """The backbone's trunk cut after the deepest of ``layers``, built on the ``meta`` device, and
-    the checked layer names.
-
-    Raises:
-        ConfigError: unknown backbone or layer.
-    """
-    from ..backbones import check_layers
-    from ..backbones import meta_trunk as backbone_meta_trunk
-
-    checked = tuple(check_layers(backbone, layers))
-    return backbone_meta_trunk(backbone, checked), checked
-
-
 def leaf_output_bytes(module: nn.Module, shape: tuple[int, ...], call: Callable[[torch.Tensor], Any] | None = None) -> int:
     """Bytes (float32, 4 per element) of every leaf module's output when ``module`` (or ``call``)
     runs once on a ``meta`` tensor of ``shape`` (e.g. ``(1, 3, S, S)``).
@@ -65,8 +51,9 @@ def forward_output_bytes(backbone: str, layers: tuple[str, ...], size: int) -> i
     Raises:
         ConfigError: unknown backbone or layer.
     """
-    trunk, _ = meta_trunk(backbone, layers)
-    return leaf_output_bytes(trunk, (1, 3, size, size))
+    from ..backbones import meta_trunk
+
+    return leaf_output_bytes(meta_trunk(backbone, layers), (1, 3, size, size))
 
 
 def backbone_activation_bytes(backbone: str, layers: Sequence[str], size: int) -> int:

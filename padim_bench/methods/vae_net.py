@@ -78,11 +78,12 @@ def meta_net_bytes(backbone: str, layers: tuple[str, ...], size: int, latent: in
     Raises:
         ConfigError: unknown backbone or layer.
     """
-    from ..backbones import layer_shapes
-    from ..memory.activations import leaf_output_bytes, meta_trunk
+    from ..backbones import check_layers, layer_shapes, meta_trunk
+    from ..memory.activations import leaf_output_bytes
 
-    ((channels, h, _),) = layer_shapes(backbone, layers, size).values()
-    trunk, checked = meta_trunk(backbone, layers)
+    checked = check_layers(backbone, layers)
+    ((channels, h, _),) = layer_shapes(backbone, checked, size).values()
+    trunk = meta_trunk(backbone, checked)
     with torch.device("meta"):
         net = VaeNet(nn.Identity(), trunk, checked[0], channels, size // h, latent)
     return net_param_counts(net), leaf_output_bytes(net, (1, 3, size, size))
