@@ -32,6 +32,8 @@ from pathlib import Path
 
 import yaml
 
+from padim_bench.store import write_json_and_markdown
+
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("image_roc_auc", "pixel_roc_auc", "pro")
 
@@ -103,14 +105,6 @@ def recompute(folder: Path, work: Path) -> tuple[dict, float]:
     return json.loads((out / "results.json").read_text(encoding="utf-8")), seconds
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -143,7 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     record = {"tolerance": args.tol, "runs": rows, "python": platform.python_version(),
               "torch": torch.__version__, "machine": platform.machine(), "cpu_count": os.cpu_count(),
               "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    _write(args.out.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
     against = "the committed results" if args.reference is None else f"the runs recomputed in {args.reference}"
     record["compared_with"] = against
     lines = ["# Committed runs recomputed with the current code", "", f"Compared with {against}.", "",
@@ -153,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         lines.append(f"| {r['run']} | {'yes' if r['ok'] else 'NO'} | {r.get('metric', '-')} | "
                      f"{r.get('image_score', '-')} | {r['seconds'] and round(r['seconds'])} |")
-    _write(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
+    write_json_and_markdown(args.out, record, "\n".join(lines) + "\n")
     return 1 if failed else 0
 
 
