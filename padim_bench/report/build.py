@@ -16,7 +16,6 @@ folder holds exactly one report; its size is returned and printed.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,10 +293,3 @@ def _disk_section(data_bytes: dict[str, int], n_pngs: int, fig_bytes: int, embed
             + f"<tr><td>{n_pngs} PNGs in <code>figures/</code></td><td>{fig_bytes / 1e3:.0f} KB</td></tr>"
             + ("<tr><td>this page (the PNGs embedded once more, base64: about 4/3 of their size)</td>"
                f"<td>about {fig_bytes * 4 / 3 / 1e3:.0f} KB</td></tr>" if embed else "") + "</tbody></table>")
-
-
-def summary_json(summary: ReportSummary) -> str:
-    """The summary as JSON (for scripts)."""
-    return json.dumps({"html": str(summary.html), "files": [str(p) for p in summary.files],
-                       "total_bytes": summary.total_bytes, "figure_bytes": summary.figure_bytes,
-                       "report_data_bytes": summary.report_data_bytes, "problems": summary.problems}, indent=2)
