@@ -43,13 +43,14 @@ class MvtecLayout(Dataset):
         return resolve_categories(self.config.root, self.config.categories)
 
     def prepare(self, threads: int = 2) -> Prepared:
-        from .verify import check_split
+        from .verify import check_split, warn_aspect
 
         ds = self.config
         splits, skipped = [], {}
         for c in self._categories():
             split, skipped[c] = check_split(scan_category(ds.root, c), ds.on_unreadable, threads)
             splits.append(split)
+        warn_aspect(splits, ds.resize)
         return Prepared(tuple(splits), skipped)
 
     def loader(self, samples: Sequence[Any], prep: Any, augment: Any, batch_size: int, workers: int,
