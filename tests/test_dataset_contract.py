@@ -17,8 +17,8 @@ from padim_bench.errors import ConfigError
 from .conftest import write_mvtec
 
 
-def test_three_registrations_and_a_generic_fallback():
-    assert DATASETS.names() == ["mvtec_ad", "mvtec_folder", "stc"]
+def test_four_registrations_and_a_generic_fallback():
+    assert DATASETS.names() == ["image_folder", "mvtec_ad", "mvtec_folder", "stc"]
     assert dataset_class("someone_elses_dataset") is Dataset
     assert record_dataset({"config": {"dataset": {"name": "stc"}}}) is DATASETS.get("stc")
     assert DATASETS.get("mvtec_ad").group_sizes == {"textures": 5, "objects": 10, "all": 15}  # MVTec AD's 5 + 10

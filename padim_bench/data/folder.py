@@ -1,4 +1,4 @@
-"""``dataset.name: folder``: images kept in plain folders, one category per dataset, after the
+"""``dataset.name: image_folder``: images kept in plain folders, one category per dataset, after the
 design of anomalib's ``Folder`` datamodule (its keys ``normal_dir``, ``abnormal_dir``,
 ``mask_dir``, ``normal_test_dir``, ``normal_split_ratio``; no code of it is used)::
 
@@ -11,7 +11,7 @@ design of anomalib's ``Folder`` datamodule (its keys ``normal_dir``, ``abnormal_
 
 Without ``normal_test_dir`` the normal folder is split by a seeded permutation
 (``normal_split_ratio`` of its images, rounded, held out for the test; ``split_seed``); the split
-is recorded in ``results.json`` (``folder``) and printed before the run. Without ``mask_dir`` the
+is recorded in ``results.json`` (``image_folder``) and printed before the run. Without ``mask_dir`` the
 data is classification-only: the run reports the image metrics, and pixel ROC-AUC and PRO as
 undefined, saying so before it starts. Folder paths are relative to ``dataset.root`` unless
 absolute. The category's name is ``dataset.category`` (default: the root folder's name); its runs
@@ -64,7 +64,7 @@ class FolderParams:
         """Raises: ConfigError naming the key: no ``normal_dir``, a ratio outside [0, 1), or a
         ``mask_dir`` list whose length is not ``abnormal_dir``'s."""
         if not self.normal_dir:
-            raise ConfigError("dataset.normal_dir: required for dataset.name: folder (the folder of normal images)")
+            raise ConfigError("dataset.normal_dir: required for dataset.name: image_folder (the folder of normal images)")
         if not 0 <= self.normal_split_ratio < 1:
             raise ConfigError(f"dataset.normal_split_ratio: must be in [0, 1), got {self.normal_split_ratio}")
         if isinstance(self.mask_dir, list) and len(self.mask_dir) != len(self.abnormal_dirs()):
@@ -115,11 +115,11 @@ def split_normals(images: list[Path], ratio: float, seed: int) -> tuple[list[Pat
 class Folder(Dataset):
     """Plain folders of normal, defective and (optionally) mask images: one category."""
 
-    name = "folder"
+    name = "image_folder"
     display_name = "folder dataset"
     params_class = FolderParams
     paper_tables = "mvtec_ad"  # its runs are rows of their own there
-    record_key = "folder"
+    record_key = "image_folder"
 
     @classmethod
     def check_config(cls, ds: Any) -> None:
