@@ -173,3 +173,13 @@ def test_a_run_with_masks_compares_non_square_maps_at_the_masks_shape(tmp_path):
     assert kept["maps"].shape[1:] == (H, W)
     res = cli.invoke(app, ["table", "3", str(tmp_path / "out"), "--format", "md"])
     assert res.exit_code == 0 and "on image_folder" in res.output  # a row of its own, not the paper's
+
+
+def test_the_sweep_planner_scans_without_decoding_and_the_run_decodes_everything(tmp_path):
+    root = write_folders(tmp_path / "d", masks=None)
+    (root / "dent/004.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    ds = dataset_for(_cfg(root).dataset)
+    planned = ds.plan_splits(["d", "other"])
+    assert len(planned["d"].train) == 8 and isinstance(planned["other"], KeyError)
+    with pytest.raises(DataError, match="004.png"):
+        ds.prepare()

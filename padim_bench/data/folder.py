@@ -26,7 +26,7 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, PadimBenchError
 from .base import Dataset, Prepared, register
 from .masks import MASK_SUFFIX
 from .mvtec import CategorySplit, Sample, list_images, pair_masks
@@ -179,6 +179,14 @@ class Folder(Dataset):
         defect_of = {x: n for n, imgs in zip(names, images) for x in imgs}
         paired = pair_masks(every, mask_dirs[0], "", root, p.mask_suffix)
         return [Sample(s.path, 1, defect_of[s.path], s.mask_path) for s in paired]
+
+    def plan_splits(self, categories: Sequence[str]) -> dict[str, Any]:
+        """The category scanned for the sweep planner (layout only; the decoding check is the run's)."""
+        try:
+            split = self.scan()[0]
+        except (PadimBenchError, OSError) as e:
+            return {c: e for c in categories}
+        return {c: split if c == split.name else KeyError(c) for c in categories}
 
     def prepare(self, threads: int = 2) -> Prepared:
         from .verify import check_split, warn_aspect

@@ -159,7 +159,8 @@ def predict_memory(cfg: Any, n_train: int, n_test: int, *, size: int | None = No
                    process_bytes: int = PROCESS_BYTES) -> MemoryPrediction:
     """Predicted memory of one category of ``cfg`` (a :class:`~padim_bench.config.RunConfig`)
     with ``n_train`` training and ``n_test`` test images of ``size`` x ``size`` pixels (default:
-    the crop, or the resize without a crop; of a non-square ``[H, W]``, the longer side); see the module doc for the model and its calibration.
+    the crop, or the resize without a crop; of a non-square ``[H, W]``, the longer side); see the
+    module doc for the model and its calibration.
 
     Raises:
         ConfigError: unknown method, backbone or layer, or ``d`` larger than the embedding.
