@@ -100,9 +100,10 @@ class MvtecAD(MvtecLayout):
         return cats
 
     def kind(self, category: str) -> str:
-        """``texture`` / ``object`` for MVTec AD's categories; ``custom`` for any other, so that it
-        is never averaged into the paper's texture / object means."""
-        if category not in MVTEC_CATEGORIES:
+        """``texture`` / ``object`` for MVTec AD's categories; for any other, ``custom`` (its own
+        group) unless ``dataset.texture_categories`` groups the categories. Either way the paper
+        tables never average it into the paper's means (:attr:`paper_categories`)."""
+        if category not in MVTEC_CATEGORIES and self.config.texture_categories is None:
             return "custom"
         return category_kind(category, self.config.texture_categories)
 
