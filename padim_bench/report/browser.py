@@ -29,7 +29,9 @@ _PROBE_JS = """<script>window.addEventListener('load', () => {
   const top = e => e.getBoundingClientRect().top + window.scrollY;
   const wide = [...document.querySelectorAll('body *')].filter(e => !e.closest('.scroll, #probe')
       && e.getBoundingClientRect().right > w + 1).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : ''));
+  const main = document.querySelector('main'), mr = main ? main.getBoundingClientRect() : {left: 0, width: w};
   const out = {scroll_width: d.scrollWidth, client_width: w, height: d.scrollHeight, wide: wide.slice(0, 20),
+    main: {left: mr.left, width: mr.width},
     sections: [...document.querySelectorAll('section[id]')].map(s => ({id: s.id, top: top(s),
       height: s.getBoundingClientRect().height})),
     toc_links: document.querySelectorAll('nav.toc a').length,
@@ -64,7 +66,7 @@ def probe(page: str | Path, width: int = 1400, height: int = 1000, timeout: floa
     ``height`` CSS px and return what it measured: ``scroll_width`` and ``client_width`` (px; the
     page scrolls sideways where the first exceeds the second), ``wide`` (elements outside the
     scrolling table boxes that reach past the window), ``height`` (px), ``sections`` (``id``,
-    ``top``, ``height`` in px), ``toc_links``, ``broken_links`` (``#`` links to no element),
+    ``top``, ``height`` in px), ``main`` (``left``, ``width`` of the page's column, px), ``toc_links``, ``broken_links`` (``#`` links to no element),
     ``scroll_boxes`` (``top``, whether the table is wider than its box) and ``images`` (natural
     and shown width, px).
 

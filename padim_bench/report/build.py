@@ -235,7 +235,7 @@ def _chart_sections(runs: list[Run], columns: list[str], column_labels: list[str
     """The comparison charts: metrics per category and group, then time and memory."""
     from .figures import FADED_TEXT, bar_figure, cost_figure
 
-    faded = f" {FADED_TEXT[0].upper()}{FADED_TEXT[1:]}." if any(r.caveats for r in runs) else ""
+    faded = " " + FADED_TEXT[0].upper() + FADED_TEXT[1:].replace("\n", " ") + "." if any(r.caveats for r in runs) else ""
     bars = figs.save("bars", bar_figure(_bar_data(runs, columns, paper), columns, column_labels, METRICS))
     cost = figs.save("cost", cost_figure(_cost_data(runs, paper)))
     return [Section("methods", "Methods compared", figs.html(bars, "metrics per category", _BARS_NOTE + faded)),

@@ -35,7 +35,7 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 HEATMAP = "jet"
 WIDTH = 13.5  # inches: 1080 px at 80 dpi, the page's column at 1400 px
 FADED_ALPHA, FADED_HATCH = 0.45, "xx"
-FADED_TEXT = "pale, hatched / dashed: random weights or synthetic data (not comparable with the paper)"
+FADED_TEXT = "pale, hatched / dashed: random weights or synthetic data\n(not comparable with the paper)"
 
 
 def faded_handle() -> Patch:
@@ -285,7 +285,8 @@ def cost_figure(runs: Sequence[CostRun]) -> Figure:
     ax = fig.subplot_mosaic([["fit", "inf"], ["mem", "mem"]])
     ax_fit, ax_inf, ax_mem = ax["fit"], ax["inf"], ax["mem"]
     xs = list(range(len(runs)))
-    labels = [wrap_label(r.label, max(12, int(fig_w * 6 / n))) for r in runs]
+    half = [wrap_label(r.label, max(10, int(fig_w * 3 / n))) for r in runs]  # ~6 characters per inch at 9.5 pt
+    full = [wrap_label(r.label, max(10, int(fig_w * 6 / n))) for r in runs]
     half_in = (fig_w / 2 - 1.0) / n
     fit = _log_bars(ax_fit, xs, [r.fit_s for r in runs], runs, 0.6, half_in * 0.6)
     ax_fit.set(title="fit time (whole fit, decode included)", ylabel="seconds")
@@ -303,7 +304,7 @@ def cost_figure(runs: Sequence[CostRun]) -> Figure:
             _draw_marks(ax_mem, x - w if with_backbone else x, [mark])
             mem.append(mark.value)
     ax_mem.set(title="memory (Table VIII: fitted state)", ylabel="GB (1e9 bytes)")
-    for a, vals in ((ax_fit, fit), (ax_inf, inf), (ax_mem, mem)):
+    for a, vals, labels in ((ax_fit, fit, half), (ax_inf, inf, half), (ax_mem, mem, full)):
         log_axis(a, vals)
         a.set_xticks(xs, labels, fontsize=9.5)
         a.set_xlim(-0.6, len(runs) - 0.4)
@@ -312,7 +313,7 @@ def cost_figure(runs: Sequence[CostRun]) -> Figure:
                Patch(facecolor="0.6", hatch="///", edgecolor="white", label="state, without backbone"),
                Patch(facecolor="0.6", hatch="..", edgecolor="white", label="fit peak RSS (whole process)")]
     marks = [m for r in runs for m in r.infer_marks] + [m for r in runs for m, _ in r.memory_marks]
-    ax_mem.legend(handles=handles + _paper_handles(marks), fontsize=8.5, loc="upper left", bbox_to_anchor=(1.005, 1.0))
-    if any(r.faded for r in runs):
-        ax_fit.legend(handles=[faded_handle()], fontsize=8.5, loc="upper left")
+    faded = [faded_handle()] if any(r.faded for r in runs) else []
+    ax_mem.legend(handles=handles + _paper_handles(marks) + faded, fontsize=8.5, loc="upper left",
+                  bbox_to_anchor=(1.005, 1.0))
     return fig

@@ -152,17 +152,18 @@ def comparison_figure(title: str, images: Sequence[CompareImage], runs: Sequence
     ``j``."""
     n_img, n_run = max(1, len(images)), len(runs)
     blocks = -(-n_img // COMPARE_COLUMNS)
-    rows = blocks * (1 + n_run)
-    cell_in = (WIDTH - 1.6) / COMPARE_COLUMNS
-    height = rows * (cell_in + 0.28) + 0.9
+    left_in, gap_in, top_in = 1.25, 0.35, 0.55  # row labels; above each block (titles); the figure's title
+    cell_in = (WIDTH - left_in - 0.1) / (COMPARE_COLUMNS + 0.04 * (COMPARE_COLUMNS - 1))
+    block_in = (1 + n_run) * cell_in * 1.04
+    height = blocks * block_in + (blocks - 1) * gap_in + top_in + 0.1
     fig = Figure(figsize=(WIDTH, height))
-    grid = fig.add_gridspec(rows, COMPARE_COLUMNS, left=1.5 / WIDTH, right=0.995, top=1 - 0.75 / height,
-                            bottom=0.1 / height, wspace=0.04, hspace=0.28)
-    fig.suptitle(title, fontsize=11, y=1 - 0.15 / height, va="top")
+    outer = fig.add_gridspec(blocks, 1, left=left_in / WIDTH, right=1 - 0.1 / WIDTH, top=1 - top_in / height,
+                             bottom=0.1 / height, hspace=gap_in / block_in)
+    grids = [outer[b].subgridspec(1 + n_run, COMPARE_COLUMNS, hspace=0.04, wspace=0.04) for b in range(blocks)]
+    fig.suptitle(title, fontsize=11, y=1 - 0.12 / height, va="top")
     for j, img in enumerate(images):
         b, col = divmod(j, COMPARE_COLUMNS)
-        top = b * (1 + n_run)
-        ax = fig.add_subplot(grid[top, col])
+        ax = fig.add_subplot(grids[b][0, col])
         ax.imshow(img.image if img.image is not None else np.full((*img.mask.shape, 3), 0.5))
         if img.mask.any():
             ax.contour(img.mask, levels=[0.5], colors="lime", linewidths=1.0)
@@ -171,9 +172,9 @@ def comparison_figure(title: str, images: Sequence[CompareImage], runs: Sequence
         if col == 0:
             ax.set_ylabel("input", fontsize=9)
         for i, run in enumerate(runs):
-            ax = fig.add_subplot(grid[top + 1 + i, col])
+            ax = fig.add_subplot(grids[b][1 + i, col])
             _compare_cell(ax, img, cells[i][j], run)
             if col == 0:
-                ax.set_ylabel(wrap_label(run.label, 16), fontsize=8.5,
+                ax.set_ylabel(wrap_label(run.label, 14), fontsize=9,
                               color=run.color)
     return fig

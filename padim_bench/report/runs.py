@@ -68,9 +68,11 @@ def find_runs(paths: Sequence[str | Path]) -> list[Run]:
 
 def run_label(record: dict[str, Any]) -> str:
     """Short label of a run: the method's label (``Method.label``: ``PaDiM-EffL0-Rd100``,
-    ``SPADE-WR50``, ``VAE-R18``) + ``nonaligned``, ``[random]``, ``[synthetic]``."""
+    ``SPADE-WR50``, ``VAE-R18``), its non-default variant (``Method.variant_parts``: ``pca``), then
+    ``nonaligned``, ``[random]``, ``[synthetic]``."""
     m = record["config"]["method"]
-    label = method_class(m["name"]).label(m, BACKBONE_NAMES.get(m["backbone"], m["backbone"]))
+    cls = method_class(m["name"])
+    label = " ".join([cls.label(m, BACKBONE_NAMES.get(m["backbone"], m["backbone"])), *cls.variant_parts(m)])
     if record["config"]["dataset"].get("augment", "none") != "none":
         label += " nonaligned"
     if m.get("weights") == "random":
