@@ -41,7 +41,9 @@ h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
 h3 { margin-top: 1.6em; } h4 { margin: 1em 0 .3em; }
 section { scroll-margin-top: .5em; }
 .sub { font-size: .9em; color: #444; margin: -.3em 0 .6em; }
-.scroll { overflow-x: auto; max-width: 100%; margin: .3em 0 .8em; }
+.scroll { overflow-x: auto; max-width: 100%; margin: .3em 0 .8em;  /* a shadow at an edge with more table beyond */
+  background: linear-gradient(to left, #fff 30%, rgba(255,255,255,0)) right / 2.5em 100% no-repeat local,
+              radial-gradient(farthest-side at 100% 50%, rgba(0,0,0,.25), rgba(0,0,0,0)) right / 1em 100% no-repeat scroll; }
 table { border-collapse: collapse; font-size: .85em; }
 td, th { border: 1px solid #ccc; padding: .2em .5em; text-align: right; white-space: nowrap; vertical-align: top; }
 th { background: #f2f2f2; white-space: normal; min-width: 4.5em; }
