@@ -5,7 +5,7 @@
 Runs ``padim-bench report`` on results/runs/mvtec_effl0, mvtec_spade_effl0 and mvtec_vae_cpu (the
 full report, with every figure, goes to ``--out``; it is not committed), then copies the figures
 the README shows into docs/ unchanged (the report's PNGs are already 256-colour palette images,
-about 80-150 KB each).
+about 20-400 KB each). scripts/screenshot_report.py takes the screenshots of the page itself.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ DOCS = {
     "cost.png": "report_cost.png",
     "curves_bottle.png": "report_curves_bottle.png",
     "curves_grid.png": "report_curves_grid.png",
+    "compare_bottle.png": "report_compare_bottle.png",
     "overlay_bottle_PaDiM-EffL0-Rd100_best_defective.png": "report_overlay_bottle_padim_best.png",
     "overlay_bottle_PaDiM-EffL0-Rd100_worst_defective.png": "report_overlay_bottle_padim_worst.png",
     "overlay_bottle_PaDiM-EffL0-Rd100_top_good.png": "report_overlay_bottle_padim_good.png",

@@ -18,6 +18,7 @@ from padim_bench import metrics as M
 from padim_bench import runner
 from padim_bench.cli import app
 from padim_bench.config import load_config
+from padim_bench.report.browser import find_chromium, probe
 from padim_bench.report.build import build_report
 from padim_bench.report.data import (GROUPS, category_curves, load_category, safe_name, save_category, select_images,
                                      thin_curve)
@@ -234,7 +235,8 @@ def test_report_of_two_runs_writes_every_figure_and_changes_nothing(runs):
     assert "MB on disk" in res.output
     assert {k: _digests(runs[k]) for k in ("a", "b")} == before  # no stored byte (JSON, npz, csv, md) changed
     figs = sorted(p.name for p in (out / "figures").iterdir())
-    expected = {"bars.png", "cost.png", "curves_brick.png", "curves_gravel.png"}
+    expected = {"bars.png", "cost.png", "curves_brick.png", "curves_gravel.png", "compare_brick.png",
+                "compare_gravel.png"}
     for label in ("PaDiM-R18-Rd10_random_synthetic", "PaDiM-R18-Rd20_random_synthetic"):  # demo data: labelled
         for cat in ("brick", "gravel"):
             expected |= {f"overlay_{cat}_{label}_{g}.png" for g in GROUPS}
@@ -263,6 +265,71 @@ def test_report_names_categories_without_report_data(runs, tmp_path):
     assert not any(n.startswith("overlay_brick") for n in figs) and any(n.startswith("overlay_gravel") for n in figs)
     assert "curves_gravel.png" in figs
     assert summary.total_bytes == sum(p.stat().st_size for p in summary.files)
+
+
+@pytest.mark.slow
+def test_report_page_is_navigable_and_builds_without_warnings(runs, tmp_path):
+    """Warnings as errors while building (matplotlib's "constrained_layout not applied" among
+    them); a table of contents whose every link has a target; one heading per run; random-weights
+    and synthetic runs tagged; no developer-only section."""
+    import re
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = build_report([runs["a"], runs["b"]], tmp_path / "rep", paper_tables=("3",))
+    page = summary.html.read_text(encoding="utf-8")
+    ids = set(re.findall(r'<section id="([^"]+)"', page))
+    links = re.findall(r'<nav class="toc">.*?</nav>', page, re.S)[0]
+    targets = re.findall(r'href="#([^"]+)"', links)
+    assert len(targets) == len(ids) and set(targets) == ids
+    assert {"runs", "methods", "cost", "tables", "category-brick", "brick-compare", "category-gravel"} <= ids
+    run_heads = re.findall(r'<h3>Run: ([^<]+)</h3><p class="sub">([^<]+)</p>', page)
+    assert [h for h, _ in run_heads] == ["PaDiM-R18-Rd10 [random] [synthetic]", "PaDiM-R18-Rd20 [random] [synthetic]"]
+    assert "d 10" in run_heads[0][1] and "d 20" in run_heads[1][1] and "RANDOM WEIGHTS" in run_heads[0][1]
+    assert page.count('<span class="tag">random weights</span>') >= 2 and "SYNTHETIC DATA" in page
+    assert ">Disk<" not in page and "report_data" not in re.sub(r"<code>[^<]*</code>", "", page.split("<h2>")[1])
+
+
+@pytest.mark.slow
+def test_comparison_shows_the_union_of_the_selections_with_each_runs_rank(runs):
+    from padim_bench.report.build import _label_runs
+    from padim_bench.report.compare import comparison, union_of_selections
+    from padim_bench.report.runs import find_runs
+
+    rs = find_runs([runs["a"], runs["b"]])
+    _label_runs(rs)
+    for r in rs:
+        for c in r.record["categories"]:
+            r.data[c["category"]] = load_category(r.folder, c)
+    union = union_of_selections("brick", rs)
+    kept = [[s["path"] for s in r.data["brick"].curves["selected"]] for r in rs]
+    assert set(union) == set(kept[0]) | set(kept[1]) and len(union) == len(set(union))
+    images, cruns, cells, left_out = comparison("brick", rs, None, [])
+    assert len(images) == len(union) and left_out == 0 and [c.label for c in cruns] == [r.label for r in rs]
+    for r, row in zip(rs, cells):
+        rec = next(c for c in r.record["categories"] if c["category"] == "brick")
+        scores = np.asarray(rec["image_scores"])
+        for path, cell in zip(union, row):
+            i = rec["image_paths"].index(path)
+            # rank by hand: images scored higher, then equal scores earlier in the list
+            assert cell.rank == 1 + int((scores > scores[i]).sum() + (scores[:i] == scores[i]).sum())
+            assert (cell.amap is not None) == (path in kept[rs.index(r)])
+    assert comparison("brick", rs[:1], None, []) is None  # one run: nothing to compare
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_chromium() is None, reason="no Chromium on PATH (Debian: apt-get install chromium; "
+                                                    "or set $CHROMIUM): the page is not checked in a browser")
+def test_report_page_renders_in_chromium_without_sideways_scrolling(runs, tmp_path):
+    summary = build_report([runs["a"], runs["b"]], tmp_path / "rep")
+    m = probe(summary.html, width=1400)
+    assert m["scroll_width"] <= m["client_width"] == 1400 and m["wide"] == []
+    assert m["broken_links"] == 0 and m["toc_links"] == len(m["sections"]) >= 8
+    assert all(i["shown"] <= 1400 for i in m["images"]) and len(m["images"]) >= 6
+    assert len(m["scroll_boxes"]) >= 4  # every table in its box: a wide one scrolls there, not the page
+    narrow = probe(summary.html, width=800)  # the contents move above the page; still no sideways scroll
+    assert narrow["scroll_width"] <= narrow["client_width"] and narrow["wide"] == []
 
 
 def test_report_on_a_folder_that_is_not_a_run(tmp_path):

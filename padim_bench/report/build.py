@@ -7,7 +7,13 @@ images of the selected test images from the dataset, and writes into the report 
     REPORT_DIR/figures/bars.png                  metrics per category and textures / objects / all
     REPORT_DIR/figures/cost.png                  fit time, inference time, memory (log scales)
     REPORT_DIR/figures/curves_<category>.png     image ROC, pixel ROC, PRO of every run, overlaid
+    REPORT_DIR/figures/compare_<category>.png    the same test images in every run (two runs or more)
     REPORT_DIR/figures/overlay_<category>_<run>_<group>.png   input, ground truth, heat map, threshold
+
+The page (:mod:`.html`) is a list of sections with a table of contents: the runs, what could not
+be drawn, the comparison charts, the tables, then one section per category. To add a section,
+write a function returning an :class:`~padim_bench.report.html.Section` (save its figures with
+``figs.save`` and embed them with ``figs.html``) and add it to the list in :func:`build_report`.
 
 File names are sanitised (``[A-Za-z0-9._-]``) and every path stays inside ``REPORT_DIR``. PNGs of
 an earlier report in the same folder (listed in ``.report_files``) are removed first, so the
@@ -16,6 +22,7 @@ folder holds exactly one report; its size is returned and printed.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +35,7 @@ from ..store import atomic_write_bytes, atomic_write_text
 from . import html as H
 from .data import GROUP_TEXT, GROUPS, IMAGE_THRESHOLD_RULE, PIXEL_THRESHOLD_RULE, REPORT_DATA_DIR, load_category, \
     safe_name
+from .html import Section
 from .runs import METRICS, Run, _bar_data, _columns, _cost_data, _label_runs, _overlay_rows, _Paper, find_runs
 
 MANIFEST = ".report_files"
@@ -147,18 +155,17 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, data_ro
     paper = _Paper()
     sections = [_runs_section(runs), *_chart_sections(runs, columns, column_labels, paper, figs),
                 _tables_section(runs, paper_tables, problems)]
-    for cat in (c for c in columns if c not in tables.GROUP_KINDS):
-        sections.append(_category_section(cat, runs, figs, data_root, problems))
+    sections += [_category_section(cat, runs, figs, data_root, problems)
+                 for cat in columns if cat not in tables.GROUP_KINDS]
     data_bytes = {str(r.folder): _dir_bytes(r.folder / REPORT_DATA_DIR) for r in runs}
     fig_bytes = sum(len(b) for b in figs.pngs.values())
-    sections.append(_disk_section(data_bytes, len(figs.pngs), fig_bytes, embed))
     if problems:  # right under the runs
-        sections.insert(1, "<h2>Missing pieces</h2><ul>"
-                        + "".join(f'<li class="problem">{H.esc(p)}</li>' for p in problems) + "</ul>")
+        sections.insert(1, Section("missing", "Missing pieces", "<ul>" + "".join(
+            f'<li class="problem">{H.esc(p)}</li>' for p in problems) + "</ul>"))
     title = "padim-bench report: " + ", ".join(r.label for r in runs)
     page = _inside(out, out / "report.html")
     try:
-        atomic_write_text(page, H.page(title, sections))
+        atomic_write_text(page, H.page(title, _intro(), sections))
         atomic_write_text(figs.manifest, "\n".join(sorted(figs.pngs)) + "\n")
     except OSError as e:
         raise PadimBenchError(f"{page}: cannot write ({e.strerror or e})") from None
@@ -167,24 +174,42 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, data_ro
     return ReportSummary(page, written, total, fig_bytes, data_bytes, problems)
 
 
-def _runs_section(runs: list[Run]) -> str:
-    """The page's head: one row per run (folder, method, config hash, machine, when)."""
+def _intro() -> str:
+    return (f'<p class="note">Generated {H.esc(time.strftime("%Y-%m-%d %H:%M:%S %Z"))} by <code>padim-bench '
+            "report</code>. Every number comes from the runs' <code>results.json</code> and "
+            "<code>report_data/</code>; making this report changes none of them.</p>")
+
+
+def _shown_path(folder: Path) -> str:
+    """``folder`` relative to the working folder where it lies below it, else as given."""
+    try:
+        return os.path.relpath(folder.resolve(), Path.cwd()) if Path.cwd() in folder.resolve().parents else str(folder)
+    except ValueError:
+        return str(folder)
+
+
+def _tags(r: Run) -> str:
+    return "".join(f'<span class="tag">{H.esc(c)}</span>' for c in r.caveats)
+
+
+def _runs_section(runs: list[Run]) -> Section:
+    """One row per run: its label (in its colour), what sets it apart, folder, config hash,
+    machine, when."""
     rows = []
     for r in runs:
         env = r.record.get("environment", {})
-        m = r.record["config"]["method"]
-        rows.append(f"<tr><td>{H.esc(r.label)}</td><td><code>{H.esc(r.folder)}</code></td>"
-                    f"<td>{H.esc(m['name'])}, {H.esc(m['backbone'])}, weights {H.esc(m['weights'])}</td>"
-                    f"<td>{H.esc(r.record.get('config_hash'))}</td><td>{H.esc(env.get('cpu'))}, "
-                    f"{H.esc(env.get('torch_threads'))} threads, {H.esc(env.get('device'))}</td>"
-                    f"<td>{H.esc(env.get('date_utc'))}</td>"
-                    f"<td>{H.esc(', '.join(f'{v:.1f}' for v in env.get('load_average') or []))}</td></tr>")
-    return (f'<p class="note">Generated {H.esc(time.strftime("%Y-%m-%d %H:%M:%S %Z"))} by <code>padim-bench report</code> '
-            "from the runs below. Every number comes from their <code>results.json</code> and "
-            "<code>report_data/</code>; making this report changes none of them.</p>"
-            '<div class="scroll"><table><thead><tr><th>label</th><th>run folder</th><th>method</th><th>config hash</th>'
-            "<th>machine</th><th>finished (UTC)</th><th>load average then</th></tr></thead><tbody>" + "".join(rows)
-            + "</tbody></table></div>")
+        load = ", ".join(f"{v:.1f}" for v in env.get("load_average") or [])
+        rows.append([f'<b style="color:{H.esc(r.color)}">&#9632;</b> {H.esc(r.label)}{_tags(r)}',
+                     H.esc(r.details), f"<code>{H.esc(_shown_path(r.folder))}</code>", H.esc(r.record.get("config_hash")),
+                     f"{H.esc(env.get('cpu'))}, {H.esc(env.get('torch_threads'))} threads, {H.esc(env.get('device'))}"
+                     + (f"; load average then {H.esc(load)}" if load else ""), H.esc(env.get("date_utc"))])
+    note = ""
+    if any(r.caveats for r in runs):
+        note = ('<p class="note">Runs tagged <span class="tag">random weights</span> use an untrained backbone, '
+                '<span class="tag">synthetic data</span> generated images: their numbers test the tool, not the '
+                "method, and are drawn pale and hatched (dashed curves) in every chart.</p>")
+    return Section("runs", "Runs", H.table(["label", "what it is", "run folder", "config hash", "machine",
+                                            "finished (UTC)"], rows, wrap=True) + note)
 
 
 _BARS_NOTE = ("Bars: our runs (value in percent on each bar; n/a = not measured). Black markers: the paper's values "
@@ -206,61 +231,89 @@ _OVERLAY_NOTE = (f"Overlays: red = pixels whose map is >= the category's {PIXEL_
 
 
 def _chart_sections(runs: list[Run], columns: list[str], column_labels: list[str], paper: _Paper,
-                    figs: _Figures) -> list[str]:
+                    figs: _Figures) -> list[Section]:
     """The comparison charts: metrics per category and group, then time and memory."""
-    from .figures import bar_figure, cost_figure
+    from .figures import FADED_TEXT, bar_figure, cost_figure
 
-    bars = figs.save("bars", bar_figure(_bar_data(runs, columns, paper), columns, column_labels, METRICS, _BARS_NOTE))
-    cost = figs.save("cost", cost_figure(_cost_data(runs, paper), _COST_NOTE))
-    return ["<h2>Methods compared</h2>" + figs.html(bars, "metrics per category", _BARS_NOTE),
-            "<h2>Time and memory</h2>" + figs.html(cost, "time and memory", _COST_NOTE)]
+    faded = " " + FADED_TEXT[0].upper() + FADED_TEXT[1:].replace("\n", " ") + "." if any(r.caveats for r in runs) else ""
+    bars = figs.save("bars", bar_figure(_bar_data(runs, columns, paper), columns, column_labels, METRICS))
+    cost = figs.save("cost", cost_figure(_cost_data(runs, paper)))
+    return [Section("methods", "Methods compared", figs.html(bars, "metrics per category", _BARS_NOTE + faded)),
+            Section("cost", "Time and memory", figs.html(cost, "time and memory", _COST_NOTE + faded))]
 
 
-def _tables_section(runs: list[Run], paper_tables: Sequence[str], problems: list[str]) -> str:
-    """Each run's table, then the paper's tables with these runs (``padim-bench table``)."""
-    parts = ["<h2>Tables</h2>"]
-    for r in runs:
-        parts.append(H.markdown_to_html(markdown_table(r.record)))
+def _tables_section(runs: list[Run], paper_tables: Sequence[str], problems: list[str]) -> Section:
+    """Each run's table under its own heading (label, then what sets it apart), then the paper's
+    tables with these runs (``padim-bench table``)."""
+    kids = [Section(H.anchor("table-run", i, r.label), f"Run: {r.label}", H.markdown_to_html(markdown_table(r.record)),
+                    sub=r.details) for i, r in enumerate(runs)]
     records = [r.record for r in runs]
     for number in paper_tables:
         try:
-            for part in tables.build(number, records):
-                parts.append(H.markdown_to_html(tables.to_markdown(part)))
+            parts = tables.build(number, records)
         except (PadimBenchError, NotImplementedError, KeyError) as e:
             problems.append(f"paper table {number}: not rendered ({e})")
-    return "\n".join(parts)
+            continue
+        title = parts[0].title.split(":")[0] if parts else f"Table {number}"
+        kids.append(Section(H.anchor("paper-table", number), f"Paper's {title}",
+                            "\n".join(H.markdown_to_html(tables.to_markdown(p)) for p in parts)))
+    return Section("tables", "Tables", '<p class="note">Wide tables scroll sideways inside their box.</p>', kids)
 
 
-def _category_section(cat: str, runs: list[Run], figs: _Figures, data_root, problems: list[str]) -> str:
-    """One category: every run's curves overlaid, then each run's overlays per group."""
+_COMPARE_NOTE = ("The same test images in every run: the union of the images each run kept (its highest- and "
+                 "lowest-scored defective images and its highest-scored good ones). Each run's heat map is drawn on "
+                 "that run's own colour range (the methods' map units differ); red contour: the run's pixel threshold, "
+                 "green: ground truth; rank: the image's place among the category's test images by the run's image "
+                 "score (1 = most anomalous). A grey cell: the run did not keep that image's map (only its rank is "
+                 "known).")
+
+
+def _category_section(cat: str, runs: list[Run], figs: _Figures, data_root, problems: list[str]) -> Section:
+    """One category: every run's curves overlaid, the same images in every run, then each run's
+    own selection (collapsed)."""
+    from .compare import comparison
     from .figures import CurveSeries, curves_figure
+    from .overlays import comparison_figure
 
-    sec = [f"<h2>{H.esc(cat)}</h2>"]
-    series = [CurveSeries(r.label, r.color, r.data[cat].curves if cat in r.data else None) for r in runs]
+    kids = []
+    series = [CurveSeries(r.label, r.color, r.data[cat].curves if cat in r.data else None, bool(r.caveats))
+              for r in runs]
     limits = [s.curves["pro"]["fpr_limit"] for s in series if s.curves and s.curves.get("pro")]
     if any(s.curves for s in series):
         name = figs.save(f"curves_{cat}", curves_figure(cat, series, max(limits) if limits else 0.3))
         cap = ("Image ROC (all points), pixel ROC (thinned to at most 400 points along the curve) and the PRO "
                "curve up to the FPR limit (its normalised area is the PRO metric), every run overlaid.")
-        sec.append(figs.html(name, f"{cat} curves", cap))
+        body = figs.html(name, f"{cat} curves", cap)
     else:
-        sec.append(f'<p class="problem">{H.esc(cat)}: no curve data in any run (re-run with --force).</p>')
-    sec.append(f'<p class="note">{H.esc(_OVERLAY_NOTE)}</p>')
+        body = f'<p class="problem">{H.esc(cat)}: no curve data in any run (re-run with --force).</p>'
+    kids.append(Section(H.anchor(cat, "curves"), f"{cat}: curves", body))
+    cmp_ = comparison(cat, runs, data_root, problems)
+    if cmp_ is not None:
+        images, cruns, cells, left_out = cmp_
+        name = figs.save(f"compare_{cat}", comparison_figure(f"{cat}: the same test images in every run", images,
+                                                             cruns, cells))
+        more = f" {left_out} more images of the union are not shown." if left_out else ""
+        kids.append(Section(H.anchor(cat, "compare"), f"{cat}: same images, every run",
+                            figs.html(name, f"{cat} comparison", _COMPARE_NOTE + more)))
+    own = []
     for r in runs:
         cd = r.data.get(cat)
         if cd is None:
             continue
         if cd.maps is None:
-            sec.append(f'<p class="problem">{H.esc(r.label)}: no overlays for {H.esc(cat)}'
+            own.append(f'<p class="problem">{H.esc(r.label)}: no overlays for {H.esc(cat)}'
                        f"{': ' + H.esc('; '.join(cd.problems)) if cd.problems else ''}</p>")
             continue
-        sec += _overlays(cat, r, cd, figs, data_root, problems)
-    return "\n".join(sec)
+        own.append(H.details(f"{r.label}: its own selection", "\n".join(_overlays(cat, r, cd, figs, data_root,
+                                                                                  problems)), open_=len(runs) == 1))
+    kids.append(Section(H.anchor(cat, "overlays"), f"{cat}: each run's images",
+                        f'<p class="note">{H.esc(_OVERLAY_NOTE)} Click a run to open its figures.</p>' + "".join(own)))
+    return Section(H.anchor("category", cat), cat, "", kids)
 
 
 def _overlays(cat: str, r: Run, cd, figs: _Figures, data_root, problems: list[str]) -> list[str]:
     """A run's overlay figures of one category, one per group of selected test images."""
-    from .figures import overlay_figure
+    from .overlays import overlay_figure
 
     cur = cd.curves
     pt, rng = cur.get("pixel_threshold") or {}, cur["map_range"]
@@ -280,16 +333,5 @@ def _overlays(cat: str, r: Run, cd, figs: _Figures, data_root, problems: list[st
         fig = overlay_figure(f"{r.label}: {cat}, {GROUP_TEXT[group]}", rows_, rng["lo"], rng["hi"], t, t_note,
                              saturated=rng["hi"] < rng["max"])
         name = figs.save(f"overlay_{safe_name(cat)}_{safe_name(r.label)}_{group}", fig)
-        out.append(f"<h3>{H.esc(r.label)}: {H.esc(GROUP_TEXT[group])}</h3>" + figs.html(name, f"{r.label} {cat} {group}", ""))
+        out.append(f"<h4>{H.esc(r.label)}: {H.esc(GROUP_TEXT[group])}</h4>" + figs.html(name, f"{r.label} {cat} {group}", ""))
     return out
-
-
-def _disk_section(data_bytes: dict[str, int], n_pngs: int, fig_bytes: int, embed: bool) -> str:
-    """What the runs keep for the report and what the report takes."""
-    size_rows = "".join(f"<tr><td><code>{H.esc(k)}/{REPORT_DATA_DIR}</code></td><td>{v / 1e3:.0f} KB</td></tr>"
-                        for k, v in data_bytes.items())
-    return ("<h2>Disk</h2><p>What the runs keep for this report (curves, thresholds, 8-bit maps of the selected images) "
-            "and what the report itself takes:</p><table><tbody>" + size_rows
-            + f"<tr><td>{n_pngs} PNGs in <code>figures/</code></td><td>{fig_bytes / 1e3:.0f} KB</td></tr>"
-            + ("<tr><td>this page (the PNGs embedded once more, base64: about 4/3 of their size)</td>"
-               f"<td>about {fig_bytes * 4 / 3 / 1e3:.0f} KB</td></tr>" if embed else "") + "</tbody></table>")

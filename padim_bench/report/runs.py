@@ -30,6 +30,25 @@ class Run:
     label: str = ""
     color: str = ""
     data: dict[str, CategoryData] = field(default_factory=dict)
+    #: what sets the run apart from the others of the report, in words (its heading's line)
+    details: str = ""
+
+    @property
+    def name(self) -> str:
+        """The run's name: the variant name for a run of an experiment or sweep (the last part of
+        the record's ``name``, e.g. ``rd100_seed0`` of ``table2/rd100_seed0``), else its folder's."""
+        return str(self.record.get("name") or self.folder.name).rsplit("/", 1)[-1]
+
+    @property
+    def caveats(self) -> list[str]:
+        """Why the run's numbers do not compare with the paper's: ``random weights`` (an untrained
+        backbone), ``synthetic data`` (generated images). Empty for a genuine run."""
+        out = []
+        if self.record["config"]["method"].get("weights") == "random":
+            out.append("random weights")
+        if self.record.get("synthetic_data"):
+            out.append("synthetic data")
+        return out
 
 
 # ------------------------------------------------------------------------------------ loading
@@ -49,9 +68,11 @@ def find_runs(paths: Sequence[str | Path]) -> list[Run]:
 
 def run_label(record: dict[str, Any]) -> str:
     """Short label of a run: the method's label (``Method.label``: ``PaDiM-EffL0-Rd100``,
-    ``SPADE-WR50``, ``VAE-R18``) + ``nonaligned``, ``[random]``, ``[synthetic]``."""
+    ``SPADE-WR50``, ``VAE-R18``), its non-default variant (``Method.variant_parts``: ``pca``), then
+    ``nonaligned``, ``[random]``, ``[synthetic]``."""
     m = record["config"]["method"]
-    label = method_class(m["name"]).label(m, BACKBONE_NAMES.get(m["backbone"], m["backbone"]))
+    cls = method_class(m["name"])
+    label = " ".join([cls.label(m, BACKBONE_NAMES.get(m["backbone"], m["backbone"])), *cls.variant_parts(m)])
     if record["config"]["dataset"].get("augment", "none") != "none":
         label += " nonaligned"
     if m.get("weights") == "random":
@@ -62,15 +83,50 @@ def run_label(record: dict[str, Any]) -> str:
 
 
 def _label_runs(runs: list[Run]) -> None:
+    """Each run's label (:func:`run_label`; where two runs share one, the variant name of each is
+    appended, then a number), colour and details (:func:`run_details`)."""
     from .figures import PALETTE
 
-    labels = [run_label(r.record) for r in runs]
-    for i, r in enumerate(runs):
-        if labels.count(labels[i]) > 1:
-            labels[i] += f" ({r.folder.name})"
+    base = [run_label(r.record) for r in runs]
+    labels = [b + f" {r.name}" if base.count(b) > 1 else b for b, r in zip(base, runs)]
     for i, r in enumerate(runs):
         r.label = labels[i] if labels.count(labels[i]) == 1 else f"{labels[i]} #{i + 1}"
         r.color = PALETTE[i % len(PALETTE)]
+        r.details = run_details(r, runs)
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def _setting(value: Any) -> str:
+    return "+".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _settings(r: Run) -> dict[str, Any]:
+    return {**_flat(r.record["config"]["method"]), **_flat(r.record["config"]["dataset"], "dataset.")}
+
+
+def run_details(run: Run, runs: Sequence[Run]) -> str:
+    """One line naming the run and what sets it apart: its name (the sweep variant), method,
+    backbone, weights, then every setting whose value differs between ``runs`` (method settings
+    among the runs of the same method, e.g. ``d 100``, ``reduction pca``, ``seed 3``; dataset
+    settings among all), then its caveats in capitals."""
+    m = run.record["config"]["method"]
+    mine = _settings(run)
+    same = [_settings(r) for r in runs if r.record["config"]["method"]["name"] == m["name"]]
+    every = [_settings(r) for r in runs]
+    differ = [k for k in mine if k not in ("name", "backbone", "weights")
+              and len({_setting(f.get(k)) for f in (every if k.startswith("dataset.") else same)}) > 1]
+    parts = [f"run {run.name}", f"method {m['name']}", f"backbone {m['backbone']}", f"weights {m.get('weights')}"]
+    parts += [f"{k} {_setting(mine[k])}" for k in differ]
+    return " · ".join(parts + [c.upper() for c in run.caveats])
 
 
 def _input_image(run: Run, path: str, index: int, data_root: str | Path | None,
@@ -161,7 +217,7 @@ def _bar_data(runs: list[Run], columns: list[str], paper: _Paper):
 
     out = []
     for r in runs:
-        b = BarRun(r.label, r.color)
+        b = BarRun(r.label, r.color, faded=bool(r.caveats))
         for col in columns:
             for metric, _ in METRICS:
                 v, n = tables.measured_value(r.record, col, metric)
@@ -178,7 +234,7 @@ def _cost_data(runs: list[Run], paper: _Paper):
     out = []
     for r in runs:
         cats = r.record["categories"]
-        c = CostRun(r.label, r.color,
+        c = CostRun(r.label, r.color, faded=bool(r.caveats),
                     fit_s=[x["time"]["fit_s"] for x in cats],
                     infer_s=[x["time"].get("infer_s_per_image") for x in cats],
                     state_gb=[x["memory"]["state_gb"] for x in cats],
@@ -192,7 +248,7 @@ def _cost_data(runs: list[Run], paper: _Paper):
 
 
 def _overlay_rows(run: Run, cd: CategoryData, group: str, data_root, problems: list[str]):
-    from .figures import OverlayRow
+    from .overlays import OverlayRow
 
     cur = cd.curves
     rec = next(c for c in run.record["categories"] if c["category"] == cur["category"])
