@@ -116,6 +116,9 @@ def check(
     if fmt == "json":
         sys.stdout.write(json.dumps(R.to_json(outcome), indent=2) + "\n")
     else:
+        # the title on its own line: a long path stays whole (a table title wraps at the table's width)
+        out_console.print(f"check {outcome.results} against {outcome.against} (direction: {outcome.direction})",
+                          highlight=False, soft_wrap=True)
         out_console.print(_check_table(outcome))
     for r in outcome.failed:
         err_console.print(f"[red]{r.status}[/]: {escape(r.where)} {r.metric}: {R.cell_line(r)}", highlight=False)
@@ -137,7 +140,7 @@ def _check_table(outcome):
     """The rich table of a check's cells (failing rows red, information rows dim)."""
     from rich.table import Table
 
-    t = Table(title=escape(f"check {outcome.results} against {outcome.against} (direction: {outcome.direction})"))
+    t = Table()
     for col in ("cell", "metric", "reference", "ours", "diff (points)", "tolerance", "status"):
         t.add_column(col, justify="left" if col in ("cell", "metric", "status") else "right")
     fmt = lambda v: "undefined" if v is None else f"{v:.2f}"  # noqa: E731

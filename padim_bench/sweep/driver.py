@@ -223,7 +223,11 @@ def _ray_executor(todo: list[Job], address: str | None, threads: int | None) -> 
             else:  # a local instance on this machine, stopped at the end
                 ray.init(log_to_driver=False, include_dashboard=False)
         except Exception as e:  # noqa: BLE001 - ConnectionError and Ray's own errors
-            raise PadimBenchError(f"ray: cannot connect to {address or 'a new local cluster'}: {e}") from None
+            hint = ("; a cluster with token authentication (Ray's default where a token exists) needs "
+                    "RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN or a file named by RAY_AUTH_TOKEN_PATH "
+                    "(`ray get-auth-token` on the head node prints it); a private cluster started with "
+                    "RAY_AUTH_MODE=disabled needs that here too (docs/ci.md)") if address else ""
+            raise PadimBenchError(f"ray: cannot connect to {address or 'a new local cluster'}: {e}{hint}") from None
         started_ray = True
     nodes = ray_nodes(ray)
     if not nodes:
