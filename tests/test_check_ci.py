@@ -279,3 +279,56 @@ def test_the_example_workflow_runs_the_commands_of_ci_and_they_parse():
         cmd.make_context(args[0], [a.replace("$", "X") for a in args[1:]])
     assert "make test" in (REPO / ".ci" / "run").read_text()
     assert "'.[test,ray]'" in (REPO / "Makefile").read_text()
+
+
+# ------------------------------------------------------------------------------ machine-readable results
+def test_table_json_holds_every_cell(tmp_path):
+    run = write(tmp_path, "r", record({"bottle": (0.99, 0.981, 0.90), "grid": (0.95, 0.973, 0.88)},
+                                      backbone="wide_resnet50_2"))
+    rec = json.loads((run / "results.json").read_text())
+    rec["config"]["method"]["d"] = 550
+    (run / "results.json").write_text(json.dumps(rec))
+    res = runner.invoke(app, ["table", "3", str(run), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    parts = json.loads(res.stdout)
+    assert len(parts) == 2  # Table III: the means, then per category
+    per_class = parts[1]
+    cols = [(c["column"], c["metric"]) for c in per_class["columns"]]
+    row = next(r for r in per_class["rows"] if r["label"] == "PaDiM-WR50-Rd550")
+    bottle = row["cells"][cols.index(("bottle", "pixel_roc_auc"))]
+    assert bottle["paper"] == 98.3 and bottle["ours"] == pytest.approx(98.1) and bottle["diff"] == pytest.approx(-0.2)
+    assert bottle["text"] == "98.3 → 98.1 (-0.2)"
+    out = tmp_path / "t3.json"
+    assert runner.invoke(app, ["table", "3", str(run), "-o", str(out)]).exit_code == 0  # .json: the same document
+    assert json.loads(out.read_text()) == parts
+
+
+def test_flat_results_concatenate_into_one_leaderboard(tmp_path):
+    import csv
+
+    from padim_bench.leaderboard import FLAT_FIELDS, flat_csv
+
+    a = record({"bottle": (0.99, 0.98, 0.90), "grid": (0.95, 0.97, 0.88)}, name="a")
+    b = record({"bottle": (0.97, 0.96, 0.85)}, name="b", backbone="resnet18")
+    b["environment"] = {"code": {"key": "0.1.0+abc", "git_commit": "123", "dirty": True}}
+    files = [write(tmp_path, n, r) for n, r in (("a", a), ("b", b))]
+    for f, r in zip(files, (a, b)):  # as a run writes it
+        (f / "results_flat.csv").write_text(flat_csv([r]))
+    heads = {(f / "results_flat.csv").read_text().splitlines()[0] for f in files}
+    assert heads == {",".join(FLAT_FIELDS)}  # one header for every run
+    by_hand = (files[0] / "results_flat.csv").read_text() + "".join(
+        (f / "results_flat.csv").read_text().split("\n", 1)[1] for f in files[1:])  # head + tail -n +2
+    board = tmp_path / "board.csv"
+    res = runner.invoke(app, ["leaderboard", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(board)])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(board.open()))
+    # a: bottle, grid, mean: textures, mean: objects, mean: all; b: bottle, mean: all
+    assert [(r["run"], r["row"]) for r in rows] == [
+        ("a", "bottle"), ("a", "grid"), ("a", "mean: textures"), ("a", "mean: objects"), ("a", "mean: all"),
+        ("b", "bottle"), ("b", "mean: all")]
+    mean_a = rows[4]
+    assert float(mean_a["pixel_roc_auc"]) == pytest.approx((0.98 + 0.97) / 2) and mean_a["n_categories"] == "2"
+    assert rows[5]["backbone"] == "resnet18" and rows[5]["code_version"] == "0.1.0+abc" and rows[5]["dirty"] == "True"
+    assert rows[0]["layers"] == "layer1+layer2+layer3" and rows[0]["d"] == "100" and rows[0]["seed"] == "0"
+    strip = lambda text: [ln.rsplit(",", 1)[0] for ln in text.splitlines()]  # noqa: E731 (the results path differs)
+    assert strip(board.read_text()) == strip(by_hand)

@@ -142,14 +142,16 @@ class RunFolder:
     def unchanged_results(self, categories: list[str]) -> dict[str, Any] | None:
         """The run record in ``results.json`` when it is of this run hash and record version, holds
         exactly ``categories`` and its ``.csv`` and ``.md`` are there, i.e. writing it again would
-        only change its environment; else None."""
+        only change its environment (a missing ``results_flat.csv`` is written from it); else None."""
         old = read_json_or_none(self.path / RESULTS)
         if not isinstance(old, dict) or old.get("run_hash") != self.run_hash or not isinstance(old.get("categories"), list):
             return None
-        if old.get("record_version") != RECORD_VERSION or not all((self.path / f).is_file() for f in RUN_FILES):
+        if old.get("record_version") != RECORD_VERSION or not all((self.path / f).is_file() for f in RUN_FILES[:3]):
             return None  # an older record, or a deleted table: written again
         if [c.get("category") if isinstance(c, dict) else None for c in old["categories"]] != categories:
             return None
+        if not (self.path / RUN_FILES[3]).is_file():  # a folder from before results_flat.csv: add it alone
+            atomic_write_text(self.path / RUN_FILES[3], flat_csv([old]))
         return old
 
     def write_results(self, record: dict[str, Any]) -> list[Path]:
