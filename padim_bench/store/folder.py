@@ -31,7 +31,7 @@ from ..errors import PadimBenchError
 from ..leaderboard import flat_csv
 from ..output import csv_table, markdown_table
 from .cache import data_fingerprint
-from .code import other_code
+from .code import other_code, run_code
 from .files import atomic_write_json, atomic_write_text, read_json_or_none
 
 if TYPE_CHECKING:
@@ -285,6 +285,7 @@ def consolidate_run(folder: str | Path, cfg: RunConfig, only_if_incomplete: bool
     if only_if_incomplete and listed == list(cats):
         return False
     record["categories"] = list(cats.values())
+    record["code"] = run_code(record["categories"])  # which code made each of them
     record["config"] = cfg.to_dict()
     run.write_results(record)
     atomic_write_json(run.path / RUN_INFO, run_info(cfg))
