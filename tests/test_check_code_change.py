@@ -90,7 +90,7 @@ def test_dirty_and_mixed_code_are_labelled():
 
 
 # ------------------------------------------------------------------------------ resume
-def test_resume_recomputes_categories_of_other_code_unless_reuse_results(tmp_path, demo_data, monkeypatch):
+def test_resume_recomputes_categories_of_other_code_unless_reuse_results(tmp_path, demo_data):
     out = tmp_path / "out"
     cfg = write_config(tmp_path / "c.yaml", demo_data, out)
     assert runner.invoke(app, ["run", str(cfg), "--quiet"]).exit_code == 0

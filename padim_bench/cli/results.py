@@ -117,7 +117,7 @@ def check(
         sys.stdout.write(json.dumps(R.to_json(outcome), indent=2) + "\n")
     else:
         # the title on its own line: a long path stays whole (a table title wraps at the table's width)
-        out_console.print(f"check {outcome.results} against {outcome.against} (direction: {outcome.direction})",
+        out_console.print(escape(f"check {outcome.results} against {outcome.against} (direction: {outcome.direction})"),
                           highlight=False, soft_wrap=True)
         out_console.print(_check_table(outcome))
     for r in outcome.failed:
