@@ -40,6 +40,7 @@ from .envinfo import code_identity, environment
 from .errors import ConfigError, PadimBenchError
 from .memory import check_run
 from .methods import METHODS, Method
+from .methods.base import map_postprocessing
 from .steps import (TIMED_SPANS, Evaluation, FitResult, ScoreResult, TimeResult, evaluate, fit_category,
                     score_category, time_category)
 
@@ -199,6 +200,8 @@ def _category_record(cfg: RunConfig, dataset: Dataset, method: Method, split: Ca
                      if rt.workers else "whole run: images are decoded by a thread of this process"),
         },
         "model": method.describe(),
+        "map_postprocessing": map_postprocessing(cfg.evaluation.sigma, cfg.evaluation.map_interpolation,
+                                                 scored.maps.shape[1:]),
         "image_scores": scored.scores.tolist(),
         "labels": scored.labels.tolist(),
         "image_paths": [str(s.path) for s in split.test],

@@ -295,6 +295,8 @@ def evaluate(cfg: RunConfig, name: str, scored: ScoreResult, curves: bool = True
     undefined = [k for k, v in metrics.items() if v is None]
     if undefined:
         labels = scored.labels
-        warnings.warn(f"{name}: {', '.join(undefined)} undefined (test set has "
-                      f"{int(labels.sum())} anomalous and {int((labels == 0).sum())} normal images)")
+        why = f"test set has {int(labels.sum())} anomalous and {int((labels == 0).sum())} normal images"
+        if labels.any() and not scored.masks.any() and set(undefined) - {"image_roc_auc"}:
+            why += "; no anomalous pixel in any mask: no masks, or all black"
+        warnings.warn(f"{name}: {', '.join(undefined)} undefined ({why})")
     return Evaluation(metrics, undefined, roc, pro)

@@ -17,8 +17,8 @@ from padim_bench.errors import ConfigError
 from .conftest import write_mvtec
 
 
-def test_three_registrations_and_a_generic_fallback():
-    assert DATASETS.names() == ["mvtec_ad", "mvtec_folder", "stc"]
+def test_four_registrations_and_a_generic_fallback():
+    assert DATASETS.names() == ["image_folder", "mvtec_ad", "mvtec_folder", "stc"]
     assert dataset_class("someone_elses_dataset") is Dataset
     assert record_dataset({"config": {"dataset": {"name": "stc"}}}) is DATASETS.get("stc")
     assert DATASETS.get("mvtec_ad").group_sizes == {"textures": 5, "objects": 10, "all": 15}  # MVTec AD's 5 + 10
@@ -45,7 +45,8 @@ def test_the_folder_dataset_scans_like_mvtec_ad_with_its_own_kinds(tmp_path):
     textures = dataset_for(_cfg("mvtec_folder", tmp_path, texture_categories=["widget"]).dataset)
     assert [textures.kind(c) for c in ("widget", "gadget", "carpet")] == ["texture", "object", "object"]
     mvtec = dataset_for(_cfg("mvtec_ad", tmp_path).dataset)
-    assert [mvtec.kind(c) for c in ("carpet", "bottle", "widget")] == ["texture", "object", "object"]
+    # a made-up name under MVTec AD is its own group, never one of the paper's objects (issue 17)
+    assert [mvtec.kind(c) for c in ("carpet", "bottle", "widget")] == ["texture", "object", "custom"]
     with pytest.warns(UserWarning, match=r"gadget, widget are not among MVTec AD's 15 categories.*mvtec_folder"):
         same = mvtec.prepare().splits  # kept: today's behaviour for made-up names under MVTec AD
     assert [s.test for s in same] == [s.test for s in splits]

@@ -225,11 +225,10 @@ def validate(cfg: RunConfig) -> None:
     ds, ev, rt = cfg.dataset, cfg.evaluation, cfg.runtime
     if ds.bit_depth is not None and not 1 <= ds.bit_depth <= 16:
         raise ConfigError(f"dataset.bit_depth: between 1 and 16, or null, got {ds.bit_depth}")
-    if ds.resize < 8:
-        raise ConfigError(f"dataset.resize: must be >= 8 pixels, got {ds.resize}")
-    if ds.crop is not None and not 8 <= ds.crop <= ds.resize:
-        raise ConfigError(f"dataset.crop: must be between 8 and dataset.resize ({ds.resize}), got {ds.crop}")
     from ..data import dataset_class
+    from ..data.shapes import check_sizes
+
+    check_sizes(ds.resize, ds.crop)
 
     dataset_class(ds.name).check_config(ds)  # the dataset's own keys, and what it requires of the shared ones
     if isinstance(ds.categories, str) and ds.categories != "all":

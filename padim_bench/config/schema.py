@@ -33,8 +33,10 @@ class DatasetConfig:
         root: folder holding one sub-folder per category (STC: ``training/`` and ``testing/``).
         categories: ``"all"`` (every category folder found under ``root``; STC: every scene) or a
             list of names (STC: scene names, quoted in YAML: ``['01', '02']``).
-        resize: side in pixels of the square resize (paper: 256).
-        crop: side in pixels of the centre crop, or ``None`` for no crop (paper: 224 on MVTec AD).
+        resize: side in pixels of the square resize (paper: 256), or ``[height, width]`` for
+            non-square images (:mod:`padim_bench.data.shapes`; an int hashes as it always did).
+        crop: side in pixels of the centre crop, ``[height, width]``, or ``None`` for no crop
+            (paper: 224 on MVTec AD).
         interpolation: image resize filter (paper: bicubic [one source]); masks always use nearest.
         texture_categories: categories counted as textures in the textures / objects / all means;
             ``None`` means MVTec AD's five (carpet, grid, leather, tile, wood) on MVTec AD, and no
@@ -54,8 +56,8 @@ class DatasetConfig:
     name: str = "mvtec_ad"
     root: str = "../shared/data/mvtec_ad"
     categories: Union[str, list[str]] = "all"
-    resize: int = 256
-    crop: Union[int, None] = 224
+    resize: Union[int, list[int]] = 256
+    crop: Union[int, list[int], None] = 224
     interpolation: Literal["nearest", "bilinear", "bicubic"] = "bicubic"
     texture_categories: Union[list[str], None] = None
     on_unreadable: Literal["error", "skip"] = "error"

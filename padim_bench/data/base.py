@@ -98,6 +98,9 @@ class Dataset:
     #: the group columns its tables have (means over a kind of category, or every category) and
     #: how many of the paper's categories each covers (None: not a paper mean, no ``[n/N]``)
     group_sizes: ClassVar[dict[str, int | None]] = {"all": None}
+    #: the categories the paper's group means cover (MVTec AD's 15): a category outside them is
+    #: never averaged into those means, whatever its recorded kind; None: every category counts
+    paper_categories: ClassVar[tuple[str, ...] | None] = None
     #: table columns computed as another (STC: ``scene mean`` is the mean over every scene)
     column_aliases: ClassVar[dict[str, str]] = {}
     #: metrics of its own in category records, read by :meth:`category_metric`

@@ -4,10 +4,12 @@ Layout of one category::
 
     CATEGORY/train/good/*.png
     CATEGORY/test/<defect or good>/*.png
-    CATEGORY/ground_truth/<defect>/<stem>_mask.png
+    CATEGORY/ground_truth/<defect>/<stem>_mask.png   (or <stem>.png, or a folder <stem>/ of mask
+                                                     files merged into one: MVTec LOCO AD)
 
 Scanning checks the layout before any pixel is decoded: an empty ``train/good``, a defective test
-image without its mask, a mask without its image, or a mask whose size differs from its image is
+image without its mask or with two (``001.png`` and ``001_mask.png``), a mask without its image,
+or a mask whose size differs from its image is
 a :class:`~padim_bench.errors.DataError` naming the files. Images and masks are paired by file stem,
 never by list position; lists are in natural order (1, 2, 10), independent of creation order.
 """
@@ -54,9 +56,12 @@ class CategorySplit:
 
     def data_files(self, train_only: bool = False) -> list[Path]:
         """Files the category's results depend on, in order: the training images, and (unless
-        ``train_only``) then every test image followed by its mask when it has one."""
+        ``train_only``) then every test image followed by its mask when it has one (every file
+        of a LOCO-style mask folder, in natural order)."""
+        from .masks import mask_files
+
         samples = self.train if train_only else self.train + self.test
-        return [p for s in samples for p in (s.path, s.mask_path) if p is not None]
+        return [p for s in samples for p in [s.path, *(mask_files(s.mask_path) if s.mask_path else [])]]
 
 
 def natural_key(path: Path) -> list:
@@ -117,6 +122,8 @@ def scan_category(root: str | Path, category: str) -> CategorySplit:
         DataError: missing or empty ``train/good`` or ``test``, an unpaired image or mask, or a
             mask whose size differs from its image (all named in the message).
     """
+    from .masks import mask_candidates
+
     base = Path(root) / category
     exts = ", ".join(IMAGE_EXTENSIONS)
     good = base / "train" / "good"
@@ -136,40 +143,12 @@ def scan_category(root: str | Path, category: str) -> CategorySplit:
         if defect == "good":
             test += [Sample(p, 0, "good") for p in images]
             continue
-        masks = {}
-        mask_dir = gt_dir / defect
-        if mask_dir.is_dir():
-            for m in list_images(mask_dir):
-                stem = m.stem[: -len("_mask")] if m.stem.endswith("_mask") else m.stem
-                masks[stem] = m
-        stems = {p.stem for p in images}
-        if len(stems) != len(images):
-            dup = sorted(p.name for p in images if sum(q.stem == p.stem for q in images) > 1)
-            raise DataError(f"{defect_dir}: several images share a file stem, so masks cannot be paired: {', '.join(dup[:6])}")
-        for p in images:
-            if p.stem not in masks:
-                raise DataError(
-                    f"{p}: defective test image without a mask (expected {mask_dir / (p.stem + '_mask.png')})"
-                )
-            mask = masks[p.stem]
-            try:
-                isz, msz = image_size(p), image_size(mask)
-            except DataError:  # an unreadable file: the decoding check (data.verify) reports or skips it
-                isz = msz = None
-            if isz != msz:
-                raise DataError(
-                    f"mask size differs from its image: {mask} is {msz[0]}x{msz[1]}, {p} is {isz[0]}x{isz[1]}"
-                )
-            test.append(Sample(p, 1, defect, mask))
-        orphans = sorted(set(masks) - stems)
-        if orphans:
-            names = ", ".join(masks[o].name for o in orphans[:5])
-            raise DataError(f"{mask_dir}: {len(orphans)} mask(s) without an image in {defect_dir}: {names}")
+        test += pair_masks(images, gt_dir / defect, defect, defect_dir)
     if gt_dir.is_dir():  # masks of a defect type that has no test folder at all
         tested = {p.name for p in test_dir.iterdir() if p.is_dir()}
         for mask_dir in sorted((p for p in gt_dir.iterdir() if p.is_dir()), key=natural_key):
-            masks = list_images(mask_dir)
-            if mask_dir.name not in tested and masks:
+            masks = [] if mask_dir.name in tested else list(mask_candidates(mask_dir).values())
+            if masks:
                 names = ", ".join(m.name for m in masks[:5])
                 raise DataError(
                     f"{mask_dir}: {len(masks)} mask(s) without an image ({test_dir / mask_dir.name} "
@@ -178,6 +157,42 @@ def scan_category(root: str | Path, category: str) -> CategorySplit:
     if not test:
         raise DataError(f"{test_dir}: no test images (accepted extensions, any case: {exts})")
     return CategorySplit(category, base, train, tuple(test))
+
+
+def pair_masks(images: list[Path], mask_dir: Path, defect: str, image_dir: Path,
+               suffix: str = "_mask") -> list[Sample]:
+    """Defective samples of ``images`` (one defect type, all from ``image_dir``), each paired by file
+    stem with its mask in ``mask_dir`` (:func:`padim_bench.data.masks.mask_candidates`: a file with or
+    without ``suffix``, or a LOCO-style folder of mask files).
+
+    Raises:
+        DataError: two images sharing a stem, two masks for one image, an image without a mask, a
+            mask without an image, or a mask whose size differs from its image (files named).
+    """
+    from .masks import mask_candidates, mask_files
+
+    masks = mask_candidates(mask_dir, suffix)
+    stems = {p.stem for p in images}
+    if len(stems) != len(images):
+        dup = sorted(p.name for p in images if sum(q.stem == p.stem for q in images) > 1)
+        raise DataError(f"{image_dir}: several images share a file stem, so masks cannot be paired: {', '.join(dup[:6])}")
+    out = []
+    for p in images:
+        if p.stem not in masks:
+            raise DataError(f"{p}: defective test image without a mask (expected {mask_dir / (p.stem + suffix + '.png')})")
+        for mask in mask_files(masks[p.stem]):
+            try:
+                isz, msz = image_size(p), image_size(mask)
+            except DataError:  # an unreadable file: the decoding check (data.verify) reports or skips it
+                isz = msz = None
+            if isz != msz:
+                raise DataError(f"mask size differs from its image: {mask} is {msz[0]}x{msz[1]}, {p} is {isz[0]}x{isz[1]}")
+        out.append(Sample(p, 1, defect, masks[p.stem]))
+    orphans = sorted(set(masks) - stems)
+    if orphans:
+        names = ", ".join(masks[o].name for o in orphans[:5])
+        raise DataError(f"{mask_dir}: {len(orphans)} mask(s) without an image in {image_dir}: {names}")
+    return out
 
 
 def category_kind(category: str, textures: list[str] | None = None) -> str:

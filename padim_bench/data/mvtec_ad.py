@@ -43,13 +43,14 @@ class MvtecLayout(Dataset):
         return resolve_categories(self.config.root, self.config.categories)
 
     def prepare(self, threads: int = 2) -> Prepared:
-        from .verify import check_split
+        from .verify import check_split, warn_aspect
 
         ds = self.config
         splits, skipped = [], {}
         for c in self._categories():
             split, skipped[c] = check_split(scan_category(ds.root, c), ds.on_unreadable, threads)
             splits.append(split)
+        warn_aspect(splits, ds.resize)
         return Prepared(tuple(splits), skipped)
 
     def loader(self, samples: Sequence[Any], prep: Any, augment: Any, batch_size: int, workers: int,
@@ -84,6 +85,7 @@ class MvtecAD(MvtecLayout):
     name = "mvtec_ad"
     display_name = "MVTec AD"
     paper_tables = "mvtec_ad"
+    paper_categories = MVTEC_CATEGORIES
     group_sizes = {"textures": len(MVTEC_TEXTURES), "objects": len(MVTEC_CATEGORIES) - len(MVTEC_TEXTURES),
                    "all": len(MVTEC_CATEGORIES)}
 
@@ -98,7 +100,26 @@ class MvtecAD(MvtecLayout):
         return cats
 
     def kind(self, category: str) -> str:
+        """``texture`` / ``object`` for MVTec AD's categories; for any other, ``custom`` (its own
+        group) unless ``dataset.texture_categories`` groups the categories. Either way the paper
+        tables never average it into the paper's means (:attr:`paper_categories`)."""
+        if category not in MVTEC_CATEGORIES and self.config.texture_categories is None:
+            return "custom"
         return category_kind(category, self.config.texture_categories)
+
+    @classmethod
+    def table_notes(cls, records: list[dict[str, Any]]) -> list[str]:
+        """One note per run on ``mvtec_ad`` with categories outside MVTec AD's 15: named, and
+        kept out of the paper's means."""
+        notes = []
+        for r in records:
+            if (r.get("config") or {}).get("dataset", {}).get("name") != cls.name:
+                continue
+            others = [c["category"] for c in r.get("categories", []) if c["category"] not in MVTEC_CATEGORIES]
+            if others:
+                notes.append(f"{', '.join(others)} ({r.get('_path', r.get('name', 'run'))}, dataset {cls.name}): not "
+                             f"among MVTec AD's {len(MVTEC_CATEGORIES)} categories, kept out of the paper's means")
+        return notes
 
     def assumed_categories(self) -> list[str] | None:
         return list(MVTEC_CATEGORIES)

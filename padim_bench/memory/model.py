@@ -159,16 +159,18 @@ def predict_memory(cfg: Any, n_train: int, n_test: int, *, size: int | None = No
                    process_bytes: int = PROCESS_BYTES) -> MemoryPrediction:
     """Predicted memory of one category of ``cfg`` (a :class:`~padim_bench.config.RunConfig`)
     with ``n_train`` training and ``n_test`` test images of ``size`` x ``size`` pixels (default:
-    the crop, or the resize without a crop); see the module doc for the model and its calibration.
+    the crop, or the resize without a crop; of a non-square ``[H, W]``, the longer side); see the
+    module doc for the model and its calibration.
 
     Raises:
         ConfigError: unknown method, backbone or layer, or ``d`` larger than the embedding.
     """
     from ..backbones import full_param_count
+    from ..data.shapes import output_shape
     from ..methods import METHODS
 
     m, rt = cfg.method, cfg.runtime
-    size = size or cfg.dataset.crop or cfg.dataset.resize
+    size = size or max(output_shape(cfg.dataset.resize, cfg.dataset.crop))  # non-square: the longer side
     cls = METHODS.get(m.name).cls
     own = cls.predict_memory(m.params, m.backbone, list(m.layers), size, n_train, n_test, rt.batch_size)
     fit, score = dict(own.fit), dict(own.score)

@@ -246,6 +246,21 @@ def as_settings(settings: Mapping[str, Any] | Any) -> Mapping[str, Any]:
     raise TypeError(f"method settings must be a mapping or a params dataclass, got {type(settings).__name__}")
 
 
+#: the Gaussian filter of the anomaly maps beyond its sigma (``evaluation.sigma``): scipy's
+#: ``gaussian_filter`` with the kernel truncated at 4 sigma (the reference implementation's scipy
+#: default) and reflected borders (``mode="reflect"``, scipy's default: ``d c b a | a b c d``)
+MAP_FILTER = {"filter": "scipy.ndimage.gaussian_filter", "truncate": 4.0, "mode": "reflect", "cval": 0.0}
+
+
+def map_postprocessing(sigma: float, interpolation: str, shape: tuple[int, int]) -> dict[str, Any]:
+    """Every parameter of :func:`postprocess` that changes the maps, for the results: the
+    upsampling (filter, ``align_corners``, output ``[H, W]`` in pixels) and the Gaussian filter
+    (:data:`MAP_FILTER` and ``sigma`` in pixels; 0: no filter)."""
+    return {"upsample": {"mode": interpolation, "align_corners": None if interpolation == "nearest" else False,
+                         "size": [int(shape[0]), int(shape[1])]},
+            "smoothing": {"sigma": float(sigma), **MAP_FILTER}}
+
+
 def postprocess(
     raw: torch.Tensor, size: tuple[int, int], sigma: float, interpolation: str = "bilinear",
     image_scores: torch.Tensor | None = None,
@@ -253,8 +268,8 @@ def postprocess(
     """Upsample patch-level maps, smooth them, and take image scores.
 
     Follows the paper (Sec. III-C) and the reference implementation: the map is upsampled to the
-    input size, filtered with ``scipy.ndimage.gaussian_filter`` (``sigma`` in pixels, truncate 4),
-    and the image score is the maximum of the filtered map.
+    input size, filtered with ``scipy.ndimage.gaussian_filter`` (``sigma`` in pixels, truncate 4,
+    reflected borders: :data:`MAP_FILTER`; :func:`map_postprocessing` records them), and the image score is the maximum of the filtered map.
 
     Args:
         raw: float32 ``(B, h, w)`` patch-level maps.
@@ -273,7 +288,9 @@ def postprocess(
         x = F.interpolate(x, size=size, mode=interpolation, **kw)
     maps = x[:, 0].numpy()
     if sigma > 0:
-        maps = np.stack([scipy.ndimage.gaussian_filter(m, sigma=sigma, truncate=4.0) for m in maps])
+        maps = np.stack([scipy.ndimage.gaussian_filter(m, sigma=sigma, truncate=MAP_FILTER["truncate"],
+                                                       mode=MAP_FILTER["mode"], cval=MAP_FILTER["cval"])
+                         for m in maps])
     maps = np.ascontiguousarray(maps, dtype=np.float32)
     if image_scores is not None:
         return maps, image_scores.detach().to("cpu", torch.float32).numpy()

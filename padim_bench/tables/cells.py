@@ -159,7 +159,8 @@ def measured_value(rec: dict[str, Any], column: str, metric: str) -> tuple[float
     cats = rec["categories"]
     if column in GROUP_KINDS or column == dataset_name(rec) or column in DATASETS:
         kind = GROUP_KINDS.get(column)
-        members = [c for c in cats if kind is None or c["kind"] == kind]
+        members = [c for c in cats if (kind is None or c["kind"] == kind)
+                   and (cls.paper_categories is None or c["category"] in cls.paper_categories)]
     else:
         members = [c for c in cats if c["category"] == column]
     vals = [_metric(cls, c, metric) for c in members]
