@@ -4,6 +4,12 @@ Differences are in percentage points. Against a baseline, every category and the
 objects / all means must stay within tolerance, and no category may go missing. Against the
 paper, only confirmed cells (tag "2") whose mean covers the same categories as the paper's are
 hard anchors; the other cells are listed for information.
+
+``direction``: ``both`` (default) fails a cell that moved either way beyond its tolerance (a
+reproduction that suddenly scores higher is a change too: e.g. a leak of test data); ``drop``
+fails only a fall beyond it and reports a rise beyond it as ``improved`` (a CI gate on
+regressions). Statuses: ``ok``, ``improved`` (drop only), ``MOVED`` and ``MISSING`` (fail),
+``info`` (not enforced).
 """
 
 from __future__ import annotations
@@ -16,11 +22,16 @@ from .errors import PadimBenchError
 from .output import NOT_ASKED, summary_rows
 
 DEFAULT_TOLERANCE = {"image_roc_auc": 0.1, "pixel_roc_auc": 0.1, "pro": 0.1}
+DIRECTIONS = ("both", "drop")
+FAILING = ("MOVED", "MISSING")
+"""The statuses that fail a check (exit status 1)."""
 
 
 @dataclass
 class Comparison:
-    """One compared cell. ``status``: ``ok``, ``MOVED``, ``MISSING`` or ``info`` (not enforced)."""
+    """One compared cell (percent; ``tolerance`` in points). ``status``: ``ok``, ``improved``
+    (a rise beyond the tolerance under ``direction="drop"``), ``MOVED``, ``MISSING`` or ``info``
+    (not enforced)."""
 
     where: str
     metric: str
@@ -32,6 +43,26 @@ class Comparison:
     @property
     def diff(self) -> float | None:
         return None if self.reference is None or self.ours is None else self.ours - self.reference
+
+
+def check_direction(direction: str) -> str:
+    """``direction`` when it is one of :data:`DIRECTIONS`.
+
+    Raises:
+        PadimBenchError: another value.
+    """
+    if direction not in DIRECTIONS:
+        raise PadimBenchError(f"--direction {direction!r}: use {' or '.join(DIRECTIONS)}")
+    return direction
+
+
+def cell_status(ours: float, reference: float, tolerance: float, direction: str = "both") -> str:
+    """``ok``, ``MOVED`` or (``direction="drop"``) ``improved`` for a cell with both values
+    defined (points; a difference within 1e-9 of the tolerance is within it)."""
+    diff = ours - reference
+    if abs(diff) <= tolerance + 1e-9:
+        return "ok"
+    return "improved" if direction == "drop" and diff > 0 else "MOVED"
 
 
 def parse_tolerances(items: list[str] | None) -> dict[str, float]:
@@ -94,10 +125,12 @@ def config_differences(record: dict[str, Any], baseline: dict[str, Any], limit: 
     return out[:limit] + ([f"and {len(out) - limit} more"] if len(out) > limit else [])
 
 
-def against_baseline(record: dict[str, Any], baseline: dict[str, Any], tol: dict[str, float]) -> list[Comparison]:
+def against_baseline(record: dict[str, Any], baseline: dict[str, Any], tol: dict[str, float],
+                     direction: str = "both") -> list[Comparison]:
     """Every metric cell of ``baseline`` compared with ``record``: each category of the baseline
-    must be in ``record`` (else ``MISSING``) and within tolerance; the means are enforced only when
-    both runs have the same categories (else listed as ``info``, "over other categories").
+    must be in ``record`` (else ``MISSING``) and within tolerance (in ``direction``, module doc);
+    the means are enforced only when both runs have the same categories (else listed as ``info``,
+    "over other categories"). A cell undefined in one run only is ``MOVED`` either way.
 
     Raises:
         PadimBenchError: the two runs are on different datasets (``config.dataset.name``, e.g. STC
@@ -125,13 +158,14 @@ def against_baseline(record: dict[str, Any], baseline: dict[str, Any], tol: dict
         if rv is None or ov is None:
             status = "ok" if rv is ov else "MOVED"  # undefined in one run only
         else:
-            status = "ok" if abs(ov - rv) <= tol[metric] + 1e-9 else "MOVED"
+            status = cell_status(ov, rv, tol[metric], direction)
         out.append(Comparison(where, metric, rv, ov, tol[metric], status))
     return out
 
 
-def against_paper(record: dict[str, Any], tol: dict[str, float]) -> list[Comparison]:
-    """The paper's cells for the row ``record`` reproduces (every table with such cells).
+def against_paper(record: dict[str, Any], tol: dict[str, float], direction: str = "both") -> list[Comparison]:
+    """The paper's cells for the row ``record`` reproduces (every table with such cells), the
+    hard ones compared in ``direction`` (module doc).
 
     Raises:
         PadimBenchError: the run used random backbone weights or is on a padim-bench generated
@@ -157,7 +191,7 @@ def against_paper(record: dict[str, Any], tol: dict[str, float]) -> list[Compari
             if ours is None:
                 status = "info"
             elif hard:
-                status = "ok" if abs(ours - pc.value) <= tol[pc.metric] + 1e-9 else "MOVED"
+                status = cell_status(ours, pc.value, tol[pc.metric], direction)
             else:
                 status = "info"
             where = f"table {table}: {pc.column}" + (f" [{covered}/{full}]" if full and ours is not None and covered != full else "")

@@ -6,6 +6,7 @@ Recorded with every result so numbers can be compared across machines honestly.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -30,18 +31,78 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def git_commit() -> str | None:
-    """The git commit of the source tree this package runs from, with ``+dirty`` if modified."""
-    root = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+"""The folder of the ``padim_bench`` package this process imports (its sources are hashed)."""
+SOURCE_SUFFIXES = (".py", ".yaml")
+"""The package files that make up its code: modules and package data (``reference/paper.yaml``)."""
+
+
+def source_hash(root: Path = PACKAGE_DIR) -> str:
+    """SHA-256 (16 hex digits) of the package's sources: every ``*.py`` and ``*.yaml`` file under
+    ``root`` (``__pycache__`` left out), each as its path relative to ``root`` and its bytes, in
+    sorted order. Two copies with the same sources give the same hash, wherever they are
+    installed; any edit to a module (committed or not) gives another.
+
+    Raises:
+        OSError: a source file cannot be read.
+    """
+    h = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.suffix in SOURCE_SUFFIXES and "__pycache__" not in p.parts
+                   and p.is_file())
+    for p in files:
+        data = p.read_bytes()
+        h.update(f"{p.relative_to(root).as_posix()}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()[:16]
+
+
+def _git(root: Path, *args: str) -> str | None:
+    """``git -C root ARGS``'s stdout, or None when git is missing, fails or takes over 5 s."""
     try:
-        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        if rev.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5)
-        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_state(root: Path = PACKAGE_DIR) -> tuple[str | None, bool | None]:
+    """``(commit, dirty)`` of the git checkout the package runs from: the HEAD commit and whether
+    the package's sources (``*.py`` / ``*.yaml`` under ``root``, untracked ones included) differ from
+    it. ``(None, None)`` when ``root`` is not tracked by git (an installed copy, a tarball, no git
+    binary, a repository git refuses to read): never raises."""
+    if _git(root, "ls-files", "--error-unmatch", "__init__.py") is None:
+        return None, None  # e.g. site-packages inside someone else's repository: not this package's commit
+    rev = _git(root, "rev-parse", "HEAD")
+    if rev is None:
+        return None, None
+    status = _git(root, "status", "--porcelain", "--", *(f"*{s}" for s in SOURCE_SUFFIXES))
+    return rev.strip(), None if status is None else bool(status.strip())
+
+
+def code_identity(root: Path = PACKAGE_DIR) -> dict[str, Any]:
+    """The code that makes a result (``environment.code`` of every record).
+
+    ``version`` (the installed distribution's, else None), ``source_sha256``
+    (:func:`source_hash`), ``git_commit`` and ``dirty`` (:func:`git_state`; None outside a git
+    checkout) and ``key``: ``<version>+<source hash>``. **Same code = same key**: the commit is
+    provenance, not identity, so a commit that only touches docs, tests or results (or commits the
+    results themselves) keeps the key, and two dirty trees with different edits get different
+    keys. Library versions (torch, ...) are recorded in ``environment.versions``, not in the key.
+    """
+    try:
+        version = importlib.metadata.version("padim-bench")
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    src = source_hash(root)
+    commit, dirty = git_state(root)
+    return {"key": f"{version}+{src}", "version": version, "source_sha256": src, "git_commit": commit, "dirty": dirty}
+
+
+def git_commit() -> str | None:
+    """The git commit of the source tree this package runs from, with ``+dirty`` if its sources
+    have uncommitted changes (:func:`git_state`); None outside a git checkout."""
+    commit, dirty = git_state()
+    return None if commit is None else commit + ("+dirty" if dirty else "")
 
 
 def environment(device: torch.device) -> dict[str, Any]:
@@ -65,6 +126,8 @@ def environment(device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "versions": versions,
-        "git_commit": git_commit(),
     }
+    code = code_identity()
+    info["code"] = code
+    info["git_commit"] = None if code["git_commit"] is None else code["git_commit"] + ("+dirty" if code["dirty"] else "")
     return info

@@ -121,13 +121,17 @@ def synthetic_note(record: dict[str, Any]) -> str | None:
 
 
 def captions(record: dict[str, Any]) -> list[str]:
-    """The lines under a run's table: the random-weights and synthetic-data labels, and the
-    dataset's own (:meth:`padim_bench.data.Dataset.captions`, e.g. STC's protocol)."""
+    """The lines under a run's table: the random-weights, synthetic-data and code labels
+    (:func:`padim_bench.store.code.code_note`), and the dataset's own (:meth:`padim_bench.data.Dataset.captions`, e.g. STC's protocol)."""
     from .data import record_dataset
+
+    from .store.code import code_note
 
     lines = [random_note(record)] if random_note(record) else []
     if synthetic_note(record):
         lines.append(synthetic_note(record))
+    if code_note(record):  # uncommitted changes, or categories of several code versions
+        lines.append(code_note(record))
     return lines + record_dataset(record).captions(record)
 
 

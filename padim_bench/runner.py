@@ -35,7 +35,8 @@ from .data import Dataset, dataset_for
 from .data.mvtec import CategorySplit
 from .data.origin import synthetic_origin
 from .data.transforms import Preprocess
-from .envinfo import environment
+from .console import make_console
+from .envinfo import code_identity, environment
 from .errors import ConfigError, PadimBenchError
 from .memory import check_run
 from .methods import METHODS, Method
@@ -209,16 +210,19 @@ def _category_record(cfg: RunConfig, dataset: Dataset, method: Method, split: Ca
 
 
 def run(
-    cfg: RunConfig, *, force: bool = False, console: Console | None = None, show_progress: bool = True
+    cfg: RunConfig, *, force: bool = False, console: Console | None = None, show_progress: bool = True,
+    reuse_results: bool = False,
 ) -> dict[str, Any]:
-    """Run the experiment described by ``cfg`` (see module doc); returns the run record.
+    """Run the experiment described by ``cfg`` (see module doc); returns the run record. A
+    finished category is skipped when this code made it (:func:`padim_bench.envinfo.code_identity`),
+    or, with ``reuse_results``, whatever code made it.
 
     Raises:
         ConfigError, DataError, WeightsError: before any fitting starts.
         PadimBenchError: numerical failures (e.g. too few training images), an output folder of
             another run or one that cannot be written.
     """
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     device = resolve_device(cfg.runtime.device)
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
@@ -237,12 +241,13 @@ def run(
     method = build_method(cfg, device)  # weights and d are checked here, before any fit
     folder = store.claim_run_folder(cfg, force)  # only a run that can start claims the output folder
     records, computed = [], False  # computed: any category fitted and evaluated by this invocation
+    code = None if reuse_results else code_identity()
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, disable=not show_progress, transient=True)
     with progress:
         for split in data.splits:
-            rec = None if force else folder.finished(split, cfg.evaluation.metrics,
-                                                     histogram=dataset.keeps_histograms, console=console)
+            rec = None if force else folder.finished(split, cfg.evaluation.metrics, histogram=dataset.keeps_histograms,
+                                                     console=console, code=code)
             if rec is not None:
                 console.print(f"[dim]{split.name}: already done in {folder.category_file(split.name)}, "
                               "skipped (use --force to recompute)[/]")

@@ -36,7 +36,7 @@ CATEGORY_KEYS = {"category", "kind", "n_train", "n_test", "n_test_anomalous", "m
                  "memory", "model", "image_scores", "labels", "image_paths", "map_postprocessing", "config_hash", "run_hash",
                  "skipped_files", "data_fingerprint", "dataset_root_resolved", "method", "environment"}
 RUN_KEYS = {"record_version", "name", "config_hash", "run_hash", "config", "backbone", "timed_spans", "environment",
-            "categories", "dataset_root_resolved"}
+            "categories", "dataset_root_resolved", "code"}
 
 
 def _mvtec_layout(root: Path) -> dict:

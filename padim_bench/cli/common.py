@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from ..console import make_console
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
-out_console = Console()
-err_console = Console(stderr=True)
+out_console = make_console()  # without a terminal: as wide as a table needs (padim_bench/console.py)
+err_console = make_console(stderr=True)
 
 
 @app.callback()
@@ -31,6 +32,9 @@ WeightsOpt = Annotated[
     Optional[str],
     typer.Option("--weights", help="imagenet or random (random: time/memory only, labelled in every output)"),
 ]
+ReuseOpt = Annotated[bool, typer.Option(
+    "--reuse-results", help="on resume, keep finished categories made by other code (another padim-bench version or "
+                            "edited sources); by default they are recomputed")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override any key: --set method.d=200 (repeatable)")]
 
 

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import PadimBenchError
-from .common import (CategoriesOpt, ConfigArg, DataRootOpt, DeviceOpt, OutOpt, SetOpt, WeightsOpt, _fail,
+from .common import (CategoriesOpt, ConfigArg, DataRootOpt, DeviceOpt, OutOpt, ReuseOpt, SetOpt, WeightsOpt, _fail,
                      _show_warnings, app, err_console, out_console)
 
 
@@ -30,11 +30,13 @@ def run(
     report: Annotated[bool, typer.Option(
         "--report", help="also write the HTML report and its figures into OUT/report at the end "
                          "(output.report: true)")] = False,
+    reuse_results: ReuseOpt = False,
 ) -> None:
     """Fit and evaluate the configured method on every category; print and save the table.
 
     Results go to the output folder as results.json (everything), results.csv and results.md.
-    Re-running the same command resumes: finished categories are skipped. Before anything is
+    Re-running the same command resumes: finished categories made by the same code are skipped
+    (categories made by other code are recomputed unless --reuse-results). Before anything is
     loaded, each fit's memory is predicted; a run that will not fit stops with the figures unless
     --force-memory.
     """
@@ -53,9 +55,10 @@ def run(
         if len(cfgs) > 1:
             err_console.print(f"{config}: {len(cfgs)} runs: " + ", ".join(c.name for c in cfgs), highlight=False)
         for cfg in cfgs:
-            record = run_experiment(cfg, force=force, console=err_console, show_progress=not quiet)
+            record = run_experiment(cfg, force=force, console=err_console, show_progress=not quiet,
+                                    reuse_results=reuse_results)
             out_console.print(rich_table(record))
-            out_console.print(f"results: {Path(cfg.output.dir) / 'results.json'} (.csv, .md)")
+            out_console.print(f"results: {Path(cfg.output.dir) / 'results.json'} (results.csv, .md, _flat.csv)")
     except PadimBenchError as e:
         _fail(e)
     except KeyboardInterrupt:
@@ -81,6 +84,7 @@ def sweep(
     set_: SetOpt = None,
     force: Annotated[bool, typer.Option("--force", help="recompute finished jobs; overwrite folders of another run")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress display")] = False,
+    reuse_results: ReuseOpt = False,
 ) -> None:
     """Run every job of a sweep (variants x axes x seeds x categories), locally or on Ray.
 
@@ -93,8 +97,8 @@ def sweep(
 
     _show_warnings()
     try:
-        plan = plan_sweep(sweep_file, set_, dry_run=dry_run, force=force, data_root=data_root,
-                          categories=categories, device=device, out=out, weights=weights)
+        plan = plan_sweep(sweep_file, set_, dry_run=dry_run, force=force, reuse_results=reuse_results,
+                          data_root=data_root, categories=categories, device=device, out=out, weights=weights)
         if any(j.config.method.weights == "random" for j in plan.jobs):
             err_console.print("[bold yellow]RANDOM backbone weights[/] (asked for): time and memory figures only")
         if dry_run:
@@ -151,7 +155,7 @@ def demo(
     except PadimBenchError as e:
         _fail(e)
     out_console.print(rich_table(record))
-    out_console.print(f"results: {Path(out) / 'results.json'} (.csv, .md)")
+    out_console.print(f"results: {Path(out) / 'results.json'} (results.csv, .md, _flat.csv)")
 
 
 @app.command()

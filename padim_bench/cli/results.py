@@ -1,4 +1,4 @@
-"""The commands that read finished runs: ``table``, ``check``, ``report``, and ``list``."""
+"""The commands that read finished runs: ``table``, ``check``, ``leaderboard``, ``report``, and ``list``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from .common import _fail, _show_warnings, app, err_console, out_console
 def table(
     number: Annotated[str, typer.Argument(help="paper table: 1-8 (or I-VIII)")],
     results: Annotated[Optional[list[Path]], typer.Argument(help="results.json files or folders holding them")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="rich (terminal), md, csv or tex; default: rich, or with -o "
+    fmt: Annotated[Optional[str], typer.Option("--format", help="rich (terminal), md, csv, tex or json; default: rich, or with -o "
                                                                 "the file's suffix (.md, .csv, .tex; other suffixes md); "
                                                                 "rich with -o writes md")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
@@ -34,9 +34,9 @@ def table(
     number = roman.get(number.upper(), number)
     try:
         if fmt is None:
-            fmt = "rich" if output is None else {".csv": "csv", ".tex": "tex"}.get(output.suffix.lower(), "md")
-        if fmt not in ("rich", "md", "csv", "tex"):
-            raise PadimBenchError(f"--format {fmt!r}: use rich, md, csv or tex")
+            fmt = "rich" if output is None else {".csv": "csv", ".tex": "tex", ".json": "json"}.get(output.suffix.lower(), "md")
+        if fmt not in ("rich", "md", "csv", "tex", "json"):
+            raise PadimBenchError(f"--format {fmt!r}: use rich, md, csv, tex or json")
         if output is not None:  # before any work: a folder, or a parent that is missing or not a folder
             if output.is_dir():
                 raise PadimBenchError(f"--output {output}: is a folder; give a file name")
@@ -54,8 +54,15 @@ def table(
         for part in parts:
             out_console.print(tables.to_rich(part))
         return
-    render = {"rich": tables.to_markdown, "md": tables.to_markdown, "csv": tables.to_csv, "tex": tables.to_latex}[fmt]
-    text = "\n".join(render(part) for part in parts)
+    if fmt == "json":  # one document: a list of the table's parts (Table III has two)
+        import json
+
+        from ..tables.json_out import to_json
+
+        text = json.dumps([to_json(part) for part in parts], indent=2, ensure_ascii=False) + "\n"
+    else:
+        render = {"rich": tables.to_markdown, "md": tables.to_markdown, "csv": tables.to_csv, "tex": tables.to_latex}[fmt]
+        text = "\n".join(render(part) for part in parts)
     if output is None:
         sys.stdout.write(text)
     else:
@@ -71,59 +78,108 @@ def check(
     results: Annotated[Path, typer.Argument(help="results.json (or its folder) to check")],
     against: Annotated[str, typer.Option("--against", help="'paper', or a baseline results.json / folder")] = "paper",
     tolerance: Annotated[Optional[list[str]], typer.Option("--tolerance", help="points: 0.5 for all, or pro=1.0 (repeatable)")] = None,
+    direction: Annotated[str, typer.Option("--direction", help="both: fail a move either way beyond the tolerance; "
+                                                               "drop: fail only a fall (a rise is reported as improved)")] = "both",
+    fmt: Annotated[str, typer.Option("--format", help="rich (a table) or json (the cells and counts, on stdout)")] = "rich",
+    junit: Annotated[Optional[Path], typer.Option("--junit", help="also write a JUnit XML report here (one test case "
+                                                                  "per category x metric)")] = None,
 ) -> None:
     """Exit 1 if any metric moved beyond its tolerance (percentage points) from the reference or
-    a baseline category is missing; exit 2 if nothing could be enforced.
+    a baseline category is missing; exit 2 if nothing could be enforced or the input is bad; 0
+    otherwise.
 
     Against a baseline of our own every category is enforced, and the means when both runs have
     the same categories; against the paper only its confirmed cells covering the same categories
     are (the rest is shown as info). Runs with random weights or on generated data are not checked
-    against the paper.
+    against the paper. --direction drop fails only falls (for CI gates); see docs/ci.md.
     """
     _show_warnings()
-    from rich.table import Table
+    import json
 
-    from .. import check as C
-    from ..store import read_run
+    from .. import check_report as R
+    from ..store import atomic_write_bytes
 
     try:
-        tol = C.parse_tolerances(tolerance)
-        record = read_run(results)
-        if against == "paper":
-            rows = C.against_paper(record, tol)
-        else:
-            baseline = read_run(against)
-            if baseline.get("config_hash") != record.get("config_hash"):
-                diff = C.config_differences(record, baseline)
-                err_console.print(f"[yellow]warning:[/] config hash {record.get('config_hash')} differs from the "
-                                  f"baseline's {baseline.get('config_hash')}: not the same experiment"
-                                  + (f" ({'; '.join(diff)})" if diff else ""), highlight=False, soft_wrap=True)
-            rows = C.against_baseline(record, baseline, tol)
+        if fmt not in ("rich", "json"):
+            raise PadimBenchError(f"--format {fmt!r}: use rich or json")
+        if junit is not None:
+            R.check_output_file(junit, "--junit")
+        outcome = R.run_check(results, against, tolerance, direction)
+        if junit is not None:
+            atomic_write_bytes(junit, R.junit_xml(outcome))
     except PadimBenchError as e:
         _fail(e)
-    t = Table(title=f"check {results} against {against}")
+    except OSError as e:
+        _fail(PadimBenchError(f"--junit {junit}: cannot write there ({e.strerror or e})"))
+    for w in outcome.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(R.to_json(outcome), indent=2) + "\n")
+    else:
+        # the title on its own line: a long path stays whole (a table title wraps at the table's width)
+        out_console.print(escape(f"check {outcome.results} against {outcome.against} (direction: {outcome.direction})"),
+                          highlight=False, soft_wrap=True)
+        out_console.print(_check_table(outcome))
+    for r in outcome.failed:
+        err_console.print(f"[red]{r.status}[/]: {escape(r.where)} {r.metric}: {R.cell_line(r)}", highlight=False)
+    rows, enforced = outcome.rows, outcome.enforced
+    improved = outcome.count("improved")
+    (err_console if fmt == "json" else out_console).print(
+        f"{enforced} enforced cells: {outcome.count('MOVED')} moved, {outcome.count('MISSING')} missing"
+        + (f", {improved} improved" if improved else "")
+        + (f"; {len(rows) - enforced} shown for information" if enforced < len(rows) else "")
+        + (f"; JUnit report: {junit}" if junit is not None else ""), highlight=False)
+    if outcome.exit_code == 1:
+        raise typer.Exit(1)
+    if outcome.exit_code == 2:  # a gate that checked nothing must not pass
+        _fail(PadimBenchError(f"nothing was enforced: no cell of {against} covers what {results} measured "
+                              "(see the information rows); a regression check needs at least one"))
+
+
+def _check_table(outcome):
+    """The rich table of a check's cells (failing rows red, information rows dim)."""
+    from rich.table import Table
+
+    t = Table()
     for col in ("cell", "metric", "reference", "ours", "diff (points)", "tolerance", "status"):
         t.add_column(col, justify="left" if col in ("cell", "metric", "status") else "right")
     fmt = lambda v: "undefined" if v is None else f"{v:.2f}"  # noqa: E731
-    ours_text = lambda r: "missing" if r.status == "MISSING" else fmt(r.ours)  # noqa: E731
-    for r in rows:
-        style = "red" if r.status in ("MOVED", "MISSING") else "dim" if r.status == "info" else None
-        t.add_row(escape(r.where), r.metric, fmt(r.reference), ours_text(r),
+    for r in outcome.rows:
+        style = "red" if r.status in ("MOVED", "MISSING") else "dim" if r.status == "info" else \
+            "green" if r.status == "improved" else None
+        t.add_row(escape(r.where), r.metric, fmt(r.reference), "missing" if r.status == "MISSING" else fmt(r.ours),
                   "" if r.diff is None else f"{r.diff:+.2f}", f"{r.tolerance:.2f}", r.status, style=style)
-    out_console.print(t)
-    failed = [r for r in rows if r.status in ("MOVED", "MISSING")]
-    for r in failed:
-        err_console.print(f"[red]{r.status}[/]: {escape(r.where)} {r.metric}: reference {fmt(r.reference)}, "
-                          f"ours {ours_text(r)} (tolerance {r.tolerance:.2f} points)", highlight=False)
-    enforced = sum(r.status != "info" for r in rows)
-    moved, missing = (sum(r.status == s for r in failed) for s in ("MOVED", "MISSING"))
-    out_console.print(f"{enforced} enforced cells: {moved} moved, {missing} missing"
-                      + (f"; {len(rows) - enforced} shown for information" if enforced < len(rows) else ""))
-    if failed:
-        raise typer.Exit(1)
-    if not enforced:  # a gate that checked nothing must not pass
-        _fail(PadimBenchError(f"nothing was enforced: no cell of {against} covers what {results} measured "
-                              "(see the information rows); a regression check needs at least one"))
+    return t
+
+
+@app.command()
+def leaderboard(
+    results: Annotated[list[Path], typer.Argument(help="results.json files or folders holding them (searched below)")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write the CSV here instead of stdout")] = None,
+) -> None:
+    """One CSV of every run found: a row per category and per mean (run, method, backbone, d,
+    layers, seed, weights, dataset, code version, metrics as fractions, times in s, memory in GB).
+
+    The header is the same for every run, as in each run's results_flat.csv (docs/ci.md).
+    """
+    from .. import store
+    from ..leaderboard import flat_csv
+    from ..check_report import check_output_file
+
+    try:
+        if output is not None:
+            check_output_file(output, "--output")
+        text = flat_csv(store.read_results(results))
+    except PadimBenchError as e:
+        _fail(e)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        store.atomic_write_text(output, text)
+    except OSError as e:
+        _fail(PadimBenchError(f"--output {output}: cannot write there ({e.strerror or e})"))
+    err_console.print(f"written: {output} ({text.count(chr(10)) - 1} rows)", highlight=False)
 
 
 @app.command("report")

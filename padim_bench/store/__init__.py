@@ -5,6 +5,8 @@
   ``results.json`` / ``.csv`` / ``.md`` (:meth:`RunFolder.write_results`, :func:`consolidate_run`);
 * :mod:`.consolidate`: a category record's stamp (hashes, fingerprint, environment) and the run
   record of ``results.json`` (:func:`run_record`);
+* :mod:`.code`: which code made a record (the resume rule's code check, the labels of dirty or
+  mixed code; the identity itself is :func:`padim_bench.envinfo.code_identity`);
 * :mod:`.cache`: the data fingerprints and saved models (the model cache, ``output.save_models``);
 * :mod:`.reader`: the one reader of run folders and results files (:func:`read_results`,
   :func:`read_run`) for ``table``, ``check``, ``report`` and the scripts;

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .cache import data_fingerprint
+from .code import run_code
 from .folder import RECORD_VERSION
 
 if TYPE_CHECKING:
@@ -42,7 +43,8 @@ def run_record(cfg: RunConfig, records: list[dict[str, Any]], extractor: Any, en
                timed_spans: dict[str, str], root_resolved: str, origin: dict[str, Any] | None) -> dict[str, Any]:
     """The run record (``results.json``) over ``records``, the finished categories (sorted): the
     config (its categories those the results hold, over invocations), hashes, the backbone, the
-    timed spans' definitions, the environment; labelled synthetic when any category is."""
+    timed spans' definitions, the environment, ``code`` (which code made each category,
+    :func:`padim_bench.store.code.run_code`); labelled synthetic when any category is."""
     config = cfg.to_dict()
     config["dataset"]["categories"] = [r["category"] for r in records]
     record = {
@@ -64,6 +66,7 @@ def run_record(cfg: RunConfig, records: list[dict[str, Any]], extractor: Any, en
         "environment": environment,
         "categories": records,
         "dataset_root_resolved": root_resolved,
+        "code": run_code(records),
     }
     synthetic = origin or next((c["synthetic_data"] for c in records if c.get("synthetic_data")), None)
     if synthetic:  # any category on generated data labels the whole run

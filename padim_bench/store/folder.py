@@ -7,6 +7,7 @@ Layout (``output.dir``)::
     categories/<category>.pixhist.npz   the category's pixel-score histogram, where the dataset's
                                  run summary pools pixels over categories (STC)
     results.json, .csv, .md      the run record over every finished category (:data:`RUN_FILES`)
+    results_flat.csv             its rows under the leaderboard header (:mod:`padim_bench.leaderboard`)
     report_data/, report/        the report's data and pages (:mod:`padim_bench.report`)
     models/                      saved fits (``output.save_models``)
 
@@ -27,8 +28,10 @@ import numpy as np
 from rich.console import Console
 
 from ..errors import PadimBenchError
+from ..leaderboard import flat_csv
 from ..output import csv_table, markdown_table
 from .cache import data_fingerprint
+from .code import other_code, run_code
 from .files import atomic_write_json, atomic_write_text, read_json_or_none
 
 if TYPE_CHECKING:
@@ -38,7 +41,7 @@ RECORD_VERSION = 1
 """``record_version`` of ``results.json``: a resumed run rewrites a record of another version."""
 RUN_INFO = "run.json"
 RESULTS = "results.json"
-RUN_FILES = (RESULTS, "results.csv", "results.md")
+RUN_FILES = (RESULTS, "results.csv", "results.md", "results_flat.csv")
 """The result files a run writes into its folder (:meth:`RunFolder.write_results`), beside ``run.json``."""
 RUN_FOLDERS = ("categories", "report_data", "models", "report")
 """The folders a run writes into its output folder (other files there are the user's)."""
@@ -67,11 +70,14 @@ class RunFolder:
         return self.path / "categories" / f"{category}.pixhist.npz"
 
     def finished(self, split: Any, metrics: list[str], *, histogram: bool = False,
-                 console: Console | None = None) -> dict[str, Any] | None:
+                 console: Console | None = None, code: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """The finished record of category ``split`` when it is complete, of this run hash, of
         this category and of the same data files (:func:`padim_bench.store.cache.data_fingerprint`),
-        and with ``histogram``, when its pixel histogram is readable; else None (recomputed). A
-        damaged file or changed data is reported on ``console``, another run's record is not."""
+        with ``histogram``, when its pixel histogram is readable, and with ``code`` (the running
+        :func:`padim_bench.envinfo.code_identity`), when the same code made it
+        (:func:`padim_bench.store.code.other_code`; None: any code, ``--reuse-results``); else None
+        (recomputed). A damaged file, changed data or other code is reported on ``console``,
+        another run's record is not."""
         console = console or Console(quiet=True)
         path = self.category_file(split.name)
         if not path.exists():
@@ -96,6 +102,10 @@ class RunFolder:
         if histogram and load_histogram(self.histogram_file(split.name)) is None:
             console.print(f"[yellow]warning:[/] {self.histogram_file(split.name)} is missing or damaged; "
                           f"recomputing {split.name}", highlight=False)
+            return None
+        why = None if code is None else other_code(rec, code)
+        if why is not None:
+            console.print(f"{split.name}: {path} was {why}: recomputing (--reuse-results keeps it)", highlight=False)
             return None
         return rec
 
@@ -132,19 +142,22 @@ class RunFolder:
     def unchanged_results(self, categories: list[str]) -> dict[str, Any] | None:
         """The run record in ``results.json`` when it is of this run hash and record version, holds
         exactly ``categories`` and its ``.csv`` and ``.md`` are there, i.e. writing it again would
-        only change its environment; else None."""
+        only change its environment (a missing ``results_flat.csv`` is written from it); else None."""
         old = read_json_or_none(self.path / RESULTS)
         if not isinstance(old, dict) or old.get("run_hash") != self.run_hash or not isinstance(old.get("categories"), list):
             return None
-        if old.get("record_version") != RECORD_VERSION or not all((self.path / f).is_file() for f in RUN_FILES):
+        if old.get("record_version") != RECORD_VERSION or not all((self.path / f).is_file() for f in RUN_FILES[:3]):
             return None  # an older record, or a deleted table: written again
         if [c.get("category") if isinstance(c, dict) else None for c in old["categories"]] != categories:
             return None
+        if not (self.path / RUN_FILES[3]).is_file():  # a folder from before results_flat.csv: add it alone
+            atomic_write_text(self.path / RUN_FILES[3], flat_csv([old]))
         return old
 
     def write_results(self, record: dict[str, Any]) -> list[Path]:
         """Write ``results.json`` (``record``), ``results.csv`` and ``results.md`` (its tables,
-        :mod:`padim_bench.output`) atomically.
+        :mod:`padim_bench.output`) and ``results_flat.csv`` (:mod:`padim_bench.leaderboard`)
+        atomically.
 
         Raises:
             PadimBenchError: the folder is not writable.
@@ -154,6 +167,7 @@ class RunFolder:
             atomic_write_json(files[0], record)
             atomic_write_text(files[1], csv_table(record))
             atomic_write_text(files[2], markdown_table(record))
+            atomic_write_text(files[3], flat_csv([record]))
         except OSError as e:
             raise PadimBenchError(f"{self.path}: cannot write the results ({e.strerror or e})") from None
         return files
@@ -242,10 +256,11 @@ def other_run_hash(folder: str | Path, run_hash: str) -> str | None:
     return None if have == run_hash else str(have)
 
 
-def finished_record(cfg: RunConfig, split: Any) -> dict[str, Any] | None:
+def finished_record(cfg: RunConfig, split: Any, code: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The finished record of category ``split`` in ``cfg.output.dir`` when ``run`` would skip it
-    (:meth:`RunFolder.finished`); prints nothing. Used by sweeps to skip jobs before scheduling."""
-    return RunFolder(Path(cfg.output.dir), cfg.run_hash()).finished(split, cfg.evaluation.metrics)
+    (:meth:`RunFolder.finished`, ``code`` as there); prints nothing. Used by sweeps to skip jobs
+    before scheduling."""
+    return RunFolder(Path(cfg.output.dir), cfg.run_hash()).finished(split, cfg.evaluation.metrics, code=code)
 
 
 def consolidate_run(folder: str | Path, cfg: RunConfig, only_if_incomplete: bool = False) -> bool:
@@ -270,6 +285,7 @@ def consolidate_run(folder: str | Path, cfg: RunConfig, only_if_incomplete: bool
     if only_if_incomplete and listed == list(cats):
         return False
     record["categories"] = list(cats.values())
+    record["code"] = run_code(record["categories"])  # which code made each of them
     record["config"] = cfg.to_dict()
     run.write_results(record)
     atomic_write_json(run.path / RUN_INFO, run_info(cfg))

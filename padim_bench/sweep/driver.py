@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..console import make_console
 from ..errors import PadimBenchError
 from ..store import consolidate_run
 from .execute import (MEMORY_FRACTION, LocalBackend, MemoryScheduler, RayBackend, cpu_cores, drive, import_ray,
@@ -118,7 +119,7 @@ def run_sweep(plan: SweepPlan, *, executor: str = "local", address: str | None =
             executor, Ray missing or unreachable. Failed jobs do not raise: see
             :attr:`SweepResult.failed`.
     """
-    console = console or Console(stderr=True)
+    console = console or make_console(stderr=True)
     _check_conflicts(plan, force)
     if executor not in ("local", "ray"):
         raise PadimBenchError(f"--executor {executor!r}: use local or ray")
@@ -136,7 +137,8 @@ def run_sweep(plan: SweepPlan, *, executor: str = "local", address: str | None =
 
     def spec_of(job: Job) -> dict[str, Any]:
         return {"id": job.id, "config": job.config, "category": job.category, "threads": ex.job_threads(job),
-                "force": force or job.reason == "--force", "cwd": cwd, "error_file": str(plan.error_file(job))}
+                "force": force or job.reason == "--force", "reuse_results": plan.reuse_results, "cwd": cwd,
+                "error_file": str(plan.error_file(job))}
 
     index = SweepIndex(plan, ex.sizing)
     runnable, alone_ok = _admit(plan, todo, ex, allow_oversize, executor == "local", result, index)
@@ -221,7 +223,11 @@ def _ray_executor(todo: list[Job], address: str | None, threads: int | None) -> 
             else:  # a local instance on this machine, stopped at the end
                 ray.init(log_to_driver=False, include_dashboard=False)
         except Exception as e:  # noqa: BLE001 - ConnectionError and Ray's own errors
-            raise PadimBenchError(f"ray: cannot connect to {address or 'a new local cluster'}: {e}") from None
+            hint = ("; a cluster with token authentication (Ray's default where a token exists) needs "
+                    "RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN or a file named by RAY_AUTH_TOKEN_PATH "
+                    "(`ray get-auth-token` on the head node prints it); a private cluster started with "
+                    "RAY_AUTH_MODE=disabled needs that here too (docs/ci.md)") if address else ""
+            raise PadimBenchError(f"ray: cannot connect to {address or 'a new local cluster'}: {e}{hint}") from None
         started_ray = True
     nodes = ray_nodes(ray)
     if not nodes:

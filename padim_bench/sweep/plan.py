@@ -80,6 +80,7 @@ class SweepPlan:
     runs: list[ExperimentRun]
     jobs: list[Job] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    reuse_results: bool = False
 
     @property
     def todo(self) -> list[Job]:
@@ -139,7 +140,7 @@ def _splits(cfg: RunConfig, categories: list[str], cache: dict[tuple, dict[str, 
 
 
 def plan_sweep(path: str | Path, sets: list[str] | None = None, *, dry_run: bool = False, force: bool = False,
-               process_bytes: int = PROCESS_BYTES, **named: Any) -> SweepPlan:
+               process_bytes: int = PROCESS_BYTES, reuse_results: bool = False, **named: Any) -> SweepPlan:
     """Expand a sweep file into jobs, predict each job's memory and find the finished ones.
 
     Args:
@@ -147,6 +148,8 @@ def plan_sweep(path: str | Path, sets: list[str] | None = None, *, dry_run: bool
         sets, named: command-line overrides, as :func:`padim_bench.config.load_experiments`.
         dry_run: tolerate a missing data root (categories and counts of MVTec AD are assumed).
         force: mark every job ``todo`` (recompute; folders of another run are overwritten).
+        reuse_results: a category record made by other code (:mod:`padim_bench.store.code`) is
+            ``finished`` too; by default it is ``todo`` (recomputed).
         process_bytes: the per-process constant of the memory prediction.
 
     Raises:
@@ -155,10 +158,13 @@ def plan_sweep(path: str | Path, sets: list[str] | None = None, *, dry_run: bool
     """
     from ..data import dataset_for
     from ..runner import check_names
+    from ..envinfo import code_identity
     from ..store import finished_record, other_run_hash
+    from ..store.code import other_code
 
     runs = expand_experiments(path, sets, **named)
-    plan = SweepPlan(Path(path), _sweep_folder(runs), runs)
+    plan = SweepPlan(Path(path), _sweep_folder(runs), runs, reuse_results=reuse_results)
+    code = code_identity()
     cache: dict[tuple, dict[str, Any]] = {}
     folders: dict[Path, str] = {}
     for r in runs:
@@ -185,8 +191,10 @@ def plan_sweep(path: str | Path, sets: list[str] | None = None, *, dry_run: bool
                 job.status, job.reason = "todo", "--force"
             elif other is not None:
                 job.status, job.reason = "conflict", f"{folder} holds a run with run hash {other}, this one {cfg.run_hash()}"
-            elif data_error is None and finished_record(cfg, split) is not None:
-                job.status, job.reason = "finished", "category record of this run hash and data files"
+            elif data_error is None and (rec := finished_record(cfg, split)) is not None:
+                why = None if reuse_results else other_code(rec, code)
+                job.status, job.reason = ("finished", "category record of this run hash, data files and code") \
+                    if why is None else ("todo", f"category record {why}")
             else:
                 job.status, job.reason = "todo", "no category record" if data_error is None else "data not scanned"
             plan.jobs.append(job)
