@@ -21,11 +21,18 @@ def table(
                                                                 "the file's suffix (.md, .csv, .tex; other suffixes md); "
                                                                 "rich with -o writes md")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
+    all_categories: Annotated[bool, typer.Option(
+        "--all-categories", help="per-category views in the terminal: every category, also those without a "
+                                 "measurement (files always hold every category)")] = False,
 ) -> None:
     """Show a paper table with the paper's value, ours and the difference in every cell.
 
     Cells without a measurement show the paper's value only; rows not in the paper are labelled;
-    group means over fewer categories than the paper's say so ([2/15]).
+    group means over fewer categories than the paper's say so ([2/15]). In the terminal the table
+    is laid out to fit its width: long row labels become #1, #2, ... with a legend below, and
+    per-category views show categories as rows. The paper's values carry their tag from
+    paper.yaml (the CSV's tag column): 2 (unmarked) = confirmed by two or more sources, 1 (¹) =
+    one source only, ? = unconfirmed.
     """
     _show_warnings()
     from .. import store, tables
@@ -52,7 +59,7 @@ def table(
         _fail(e)
     if fmt == "rich" and output is None:
         for part in parts:
-            out_console.print(tables.to_rich(part))
+            out_console.print(tables.to_rich(part, all_categories=all_categories))
         return
     render = {"rich": tables.to_markdown, "md": tables.to_markdown, "csv": tables.to_csv, "tex": tables.to_latex}[fmt]
     text = "\n".join(render(part) for part in parts)
