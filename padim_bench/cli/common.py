@@ -11,7 +11,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+from .helptext import PlainHelpGroup  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=PlainHelpGroup,
+                  rich_markup_mode="markdown")  # markdown: descriptions wrap at word boundaries
 out_console = Console()
 err_console = Console(stderr=True)
 
@@ -31,7 +34,8 @@ WeightsOpt = Annotated[
     Optional[str],
     typer.Option("--weights", help="imagenet or random (random: time/memory only, labelled in every output)"),
 ]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override any key: --set method.d=200 (repeatable)")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE",
+                                                    help="override any key: --set method.d=200 (repeatable)")]
 
 
 def _fail(e: Exception) -> None:
