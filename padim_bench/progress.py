@@ -48,7 +48,7 @@ class RunProgress(Progress):
 
     def __init__(self, console: Console, n_categories: int | None = None, disable: bool = False,
                  get_time: Callable[[], float] | None = None):
-        super().__init__(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), _Count(),
+        super().__init__(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24), _Count(),
                          TimeElapsedColumn(), _Eta(), console=console, disable=disable, transient=True,
                          speed_estimate_period=SPEED_WINDOW_S, get_time=get_time)
         self.n_categories = n_categories or 0

@@ -132,7 +132,7 @@ def run_category(
     phase(progress, f"batch-1 timing ({cfg.runtime.timing_images} images)")
     timed = time_category(cfg, method, split, device)
     _warn_contended(split.name, fitted, timed)
-    phase(progress, "metrics (" + ", ".join(cfg.evaluation.metrics) + ")")
+    phase(progress, "metrics")
     ev = evaluate(cfg, split.name, scored, curves=report_dir is not None)
     if report_dir is not None:
         from .report.data import save_category  # numpy and scikit-learn only
@@ -255,10 +255,10 @@ def _start(cfg: RunConfig, console: Console, progress: RunProgress, force: bool)
     device = resolve_device(cfg.runtime.device)
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
-    progress.phase("checking the method, backbone and layer names")
+    progress.phase("checking the names")
     check_names(cfg)  # method, backbone, layers: before any file is read
     dataset = dataset_for(cfg.dataset)
-    progress.phase(f"scanning and checking the data in {cfg.dataset.root}")
+    progress.phase("scanning and checking the data")
     data = dataset.prepare()  # every file's layout and decodability, before any model
     progress.set_categories(len(data.splits))
     size = Preprocess(cfg.dataset.resize, cfg.dataset.crop, cfg.dataset.interpolation).size
@@ -270,7 +270,7 @@ def _start(cfg: RunConfig, console: Console, progress: RunProgress, force: bool)
                       "its values are not comparable with the paper's", highlight=False)
     for line in dataset.protocol_lines(data.info):
         console.print(line, highlight=False)
-    progress.phase(f"loading the backbone {cfg.method.backbone} ({cfg.method.weights} weights)")
+    progress.phase(f"loading {cfg.method.backbone} ({cfg.method.weights} weights)")
     method = build_method(cfg, device)  # weights and d are checked here, before any fit
     folder = store.claim_run_folder(cfg, force)  # only a run that can start claims the output folder
     return device, dataset, data, memory, method, folder, origin
@@ -294,7 +294,7 @@ def _run_categories(cfg: RunConfig, force: bool, console: Console, progress: Run
             rec = _run_fresh(cfg, method, split, device, progress, folder, dataset.keeps_histograms)
             store.stamp_category(rec, cfg, split, method.extractor, environment(device), memory[split.name],
                                  data.skipped[split.name], root_resolved, origin)
-            progress.phase("writing the category's record")
+            progress.phase("writing its record")
             folder.write_category(rec)
             computed = True
             _print_category(console, rec)

@@ -49,7 +49,7 @@ def test_run_shows_every_phase_and_the_category_count(tmp_path, demo_data):
     console = _console()
     run(cfg, console=console, show_progress=True)
     text = console.file.getvalue()
-    for line in ("scanning and checking the data", "loading the backbone resnet18 (random weights)",
+    for line in ("scanning and checking the data", "loading resnet18 (random weights)",
                  "category 1 of 2 (brick): fit", "category 2 of 2 (gravel): score",
                  "category 2 of 2 (gravel): batch-1 timing (2 images)", "(gravel): metrics",
                  "(gravel): writing the report data", "writing the results", "ETA", "/2 categories"):

@@ -73,7 +73,7 @@ def test_per_category_view_is_transposed_with_measured_categories_only():
     text = render(tables.to_rich(data), 80)
     rows = [line for line in text.splitlines() if line.startswith("│")]
     assert [r.split()[1] for r in rows] == ["grid", "bottle"]  # categories as rows; carpet: nothing measured
-    assert "carpet" not in text and "1 categories without a measurement not shown" in text
+    assert "carpet" not in text and "1 category without a measurement not shown" in text
     assert "SPADE (WR50)" in rows[0] or "SPADE (WR50)" in text.split("grid")[0]  # a method as a column header
     # the paper's value and ours in their own columns: grid's row holds 93.7 and 91.2 apart
     assert "93.7" in rows[0] and "91.2" in rows[0] and "→" not in rows[0]

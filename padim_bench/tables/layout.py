@@ -123,10 +123,12 @@ def grid(data: TableData, split: bool, limit: int | None, all_categories: bool =
 
 
 def _transposed(data: TableData, split: bool, all_categories: bool) -> Grid:
-    """Categories as rows (only those with a measurement unless ``all_categories``), methods as
-    columns (only those with a value in a shown category unless ``all_categories``)."""
-    keep = [j for j in range(len(data.columns))
-            if all_categories or any(cells[j].ours is not None for _, cells in data.rows)]
+    """Categories as rows (only those with a measurement unless ``all_categories``, or nothing is
+    measured: then the paper's alone, every category), methods as columns (only those with a value
+    in a shown category)."""
+    keep = [j for j in range(len(data.columns)) if any(cells[j].ours is not None for _, cells in data.rows)]
+    if all_categories or not keep:
+        keep = list(range(len(data.columns)))
     methods = [i for i, (_, cells) in enumerate(data.rows)
                if all_categories or any(cells[j].ours is not None or cells[j].paper is not None for j in keep)]
     full = [data.rows[i][0] for i in methods]
@@ -148,7 +150,8 @@ def _transposed(data: TableData, split: bool, all_categories: bool) -> Grid:
     legend = _legend(full, codes, runs)
     hidden = len(data.columns) - len(keep)
     if hidden:
-        legend.append(f"{hidden} categories without a measurement not shown (--all-categories shows them)")
+        legend.append(f"{hidden} {'category' if hidden == 1 else 'categories'} without a measurement not shown "
+                      "(--all-categories shows them)")
     corner = ["category"] + ([metric_name(next(iter(metrics)))] if len(metrics) == 1 else [])
     return Grid(corner, labels, columns, legend, padded=split)
 
@@ -177,7 +180,9 @@ def layout(data: TableData, width: int, all_categories: bool = False) -> tuple[G
         g = grid(data, split, limit, all_categories)
         if table_width(g.widths()) <= width:
             return g, [list(range(len(g.columns)))]
-    g = grid(data, True, LABEL_MAX, all_categories)
+    values = grid(data, True, 0, all_categories).widths()[1:] or [0]
+    room = width - table_width([0, max(values)])  # for the label beside the widest column
+    g = grid(data, True, min(LABEL_MAX, max(3, room)), all_categories)
     return g, chunks(g, width)
 
 
