@@ -117,3 +117,16 @@ def test_markdown_and_csv_keep_one_cell_per_value():
     assert "| carpet pixel ROC-AUC |" in md.splitlines()[2].replace("| method ", "") or "carpet" in md
     assert "98.4" in md and "98.0±0.2 x3" in md
     assert tables.to_csv(data).count("\n") == 1 + 3 * 3
+
+
+@pytest.mark.parametrize("run", sorted(p.parent.name for p in (ROOT / "results" / "runs").glob("*/results.json")))
+def test_run_tables_fit_80_columns(run):
+    """A run's own table (``run`` prints it) at 80 columns: every category and mean named in full."""
+    from padim_bench.output import rich_table
+    from padim_bench.store import read_run
+
+    record = read_run(ROOT / "results" / "runs" / run)
+    text = render(rich_table(record), 80)
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    for name in [c["category"] for c in record["categories"]] + ["textures", "objects", "all"]:
+        assert f"│ {name} " in text, name
