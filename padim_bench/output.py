@@ -138,7 +138,7 @@ def captions(record: dict[str, Any]) -> list[str]:
 def rich_table(record: dict[str, Any]) -> Table:
     """The paper-style table of a run for the terminal."""
     t = Table(title=title(record), caption="\n".join(captions(record)) or None)
-    t.add_column("category")
+    t.add_column("category", no_wrap=True)  # the value columns' headers wrap instead: a name is never cut
     for _, label in METRIC_COLUMNS:
         t.add_column(label, justify="right")
     for label in ("fit s", "infer s/img", "fit peak GB", "state GB"):

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from . import metrics as M
 from . import store
@@ -41,6 +41,7 @@ from .errors import ConfigError, PadimBenchError
 from .memory import check_run
 from .methods import METHODS, Method
 from .methods.base import map_postprocessing
+from .progress import RunProgress, phase
 from .steps import (TIMED_SPANS, Evaluation, FitResult, ScoreResult, TimeResult, evaluate, fit_category,
                     score_category, time_category)
 
@@ -126,14 +127,19 @@ def run_category(
         PadimBenchError: the method's failures, or a file that cannot be written.
     """
     dataset = dataset_for(cfg.dataset)
+    phase(progress, "fit")
     fitted = fit_category(cfg, method, split, device, progress, cache_path, models_dir)
+    phase(progress, "score")
     scored = score_category(cfg, method, split, device, progress)
+    phase(progress, f"batch-1 timing ({cfg.runtime.timing_images} images)")
     timed = time_category(cfg, method, split, device)
     _warn_contended(split.name, fitted, timed)
+    phase(progress, "metrics")
     ev = evaluate(cfg, split.name, scored, curves=report_dir is not None)
     if report_dir is not None:
         from .report.data import save_category  # numpy and scikit-learn only
 
+        phase(progress, "writing the report data")
         try:
             save_category(report_dir, split.name, scored.maps, scored.masks, scored.scores, scored.labels,
                           [s.path for s in split.test], [s.defect for s in split.test], k=cfg.output.report_images,
@@ -223,59 +229,86 @@ def run(
             another run or one that cannot be written.
     """
     console = console or make_console(stderr=True)
+    progress = RunProgress(console, disable=not show_progress)
+    with progress:
+        device, dataset, data, memory, method, folder, origin = _start(cfg, console, progress, force)
+        code = None if reuse_results else code_identity()
+        records, computed = _run_categories(cfg, force, console, progress, device, dataset, data, memory, method,
+                                            folder, origin, code)
+        progress.phase("writing the results")
+        records = folder.with_other_categories(records)  # every finished category of this run, over invocations
+        if not computed and not force:  # everything was already done: the folder's results stay as they are
+            old = folder.unchanged_results([r["category"] for r in records])
+            if old is not None:
+                console.print(f"[dim]nothing new to compute; {folder.path / store.RESULTS} unchanged[/]", highlight=False)
+                return old
+        record = store.run_record(cfg, records, method.extractor, environment(device), TIMED_SPANS,
+                                  str(Path(cfg.dataset.root).resolve()), origin)
+        hists = [store.load_histogram(folder.histogram_file(r["category"])) for r in records] \
+            if dataset.keeps_histograms else None
+        summary = dataset.run_summary(data.info, records, hists)
+        if summary is not None:
+            record[dataset.record_key] = summary
+        folder.write_results(record)
+        if cfg.output.report:  # matplotlib is imported only here
+            progress.phase("writing the HTML report")
+            _write_report(console, folder.path)
+    return record
+
+
+def _start(cfg: RunConfig, console: Console, progress: RunProgress, force: bool) -> tuple:
+    """Everything before the first category, each phase shown: the names, the data scan, the
+    memory check, the backbone, the run folder. Returns ``(device, dataset, prepared data, the
+    predicted memory per category, the method, the run folder, the synthetic-data origin)``."""
     device = resolve_device(cfg.runtime.device)
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
+    progress.phase("checking the names")
     check_names(cfg)  # method, backbone, layers: before any file is read
     dataset = dataset_for(cfg.dataset)
+    progress.phase("scanning and checking the data")
     data = dataset.prepare()  # every file's layout and decodability, before any model
+    progress.set_categories(len(data.splits))
     size = Preprocess(cfg.dataset.resize, cfg.dataset.crop, cfg.dataset.interpolation).size
+    progress.phase("predicting each fit's memory")
     memory = check_run(cfg, data.splits, device, size)  # refuses a fit that will not fit, with the figures
     origin = synthetic_origin(cfg.dataset.root)
-    root_resolved = str(Path(cfg.dataset.root).resolve())  # the report finds images from any working folder
     if origin:
         console.print(f"[yellow]synthetic data:[/] {cfg.dataset.root} is a {origin['what']}; "
                       "its values are not comparable with the paper's", highlight=False)
     for line in dataset.protocol_lines(data.info):
         console.print(line, highlight=False)
+    progress.phase(f"loading {cfg.method.backbone} ({cfg.method.weights} weights)")
     method = build_method(cfg, device)  # weights and d are checked here, before any fit
     folder = store.claim_run_folder(cfg, force)  # only a run that can start claims the output folder
-    records, computed = [], False  # computed: any category fitted and evaluated by this invocation
-    code = None if reuse_results else code_identity()
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console, disable=not show_progress, transient=True)
-    with progress:
-        for split in data.splits:
-            rec = None if force else folder.finished(split, cfg.evaluation.metrics, histogram=dataset.keeps_histograms,
-                                                     console=console, code=code)
-            if rec is not None:
-                console.print(f"[dim]{split.name}: already done in {folder.category_file(split.name)}, "
-                              "skipped (use --force to recompute)[/]")
-                records.append(rec)
-                continue
+    return device, dataset, data, memory, method, folder, origin
+
+
+def _run_categories(cfg: RunConfig, force: bool, console: Console, progress: RunProgress, device: torch.device,
+                    dataset: Dataset, data: Any, memory: dict[str, Any], method: Method, folder: store.RunFolder,
+                    origin: dict[str, Any] | None, code: dict[str, Any] | None) -> tuple[list[dict[str, Any]], bool]:
+    """Each category: found finished in ``folder`` (unless ``force``; made by ``code``, any code
+    when ``None``) or computed and written. Returns the records and whether any category was computed by this invocation."""
+    root_resolved = str(Path(cfg.dataset.root).resolve())  # the report finds images from any working folder
+    records, computed = [], False
+    for i, split in enumerate(data.splits):
+        progress.start_category(i, split.name, len(split.train) + len(split.test))
+        rec = None if force else folder.finished(split, cfg.evaluation.metrics,
+                                                 histogram=dataset.keeps_histograms, console=console, code=code)
+        if rec is not None:
+            console.print(f"[dim]{split.name}: already done in {folder.category_file(split.name)}, "
+                          "skipped (use --force to recompute)[/]")
+        else:
             rec = _run_fresh(cfg, method, split, device, progress, folder, dataset.keeps_histograms)
             store.stamp_category(rec, cfg, split, method.extractor, environment(device), memory[split.name],
                                  data.skipped[split.name], root_resolved, origin)
+            progress.phase("writing its record")
             folder.write_category(rec)
-            records.append(rec)
             computed = True
             _print_category(console, rec)
-    records = folder.with_other_categories(records)  # every finished category of this run, over invocations
-    if not computed and not force:  # everything was already done: the folder's results stay as they are
-        old = folder.unchanged_results([r["category"] for r in records])
-        if old is not None:
-            console.print(f"[dim]nothing new to compute; {folder.path / store.RESULTS} unchanged[/]", highlight=False)
-            return old
-    record = store.run_record(cfg, records, method.extractor, environment(device), TIMED_SPANS, root_resolved, origin)
-    hists = [store.load_histogram(folder.histogram_file(r["category"])) for r in records] \
-        if dataset.keeps_histograms else None
-    summary = dataset.run_summary(data.info, records, hists)
-    if summary is not None:
-        record[dataset.record_key] = summary
-    folder.write_results(record)
-    if cfg.output.report:  # matplotlib is imported only here
-        _write_report(console, folder.path)
-    return record
+        records.append(rec)
+        progress.end_category()
+    return records, computed
 
 
 def _run_fresh(cfg: RunConfig, method: Method, split: Any, device: torch.device, progress: Progress,

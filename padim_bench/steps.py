@@ -128,7 +128,7 @@ def fit_category(cfg: RunConfig, method: Method, split: CategorySplit, device: t
     fingerprint = store.train_fingerprint(split)
     cached = store.load_cached(method, cache_path, fingerprint) if cache_path is not None else None
     if cached is None:
-        task = progress.add_task(f"{split.name}: fit", total=len(split.train)) if progress else None
+        task = progress.add_task(f"{split.name}: fit", total=len(split.train), unit="images") if progress else None
         batches = TrainBatches(_loader(cfg, split.train, "train"), progress, task)
         with measure(device) as span:
             method.fit(batches)
@@ -181,7 +181,7 @@ def score_category(cfg: RunConfig, method: Method, split: CategorySplit, device:
                    progress: Progress | None = None) -> ScoreResult:
     """Score every test image of ``split`` in batches of ``runtime.batch_size`` inside one timed
     span (decoding included), with a fitted ``method``."""
-    task = progress.add_task(f"{split.name}: score", total=len(split.test)) if progress else None
+    task = progress.add_task(f"{split.name}: score", total=len(split.test), unit="images") if progress else None
     maps, scores, masks, labels = [], [], [], []
     with measure(device) as span:
         for images, mask, label, _ in _loader(cfg, split.test, "test"):

@@ -11,8 +11,10 @@ import typer
 from rich.markup import escape
 
 from ..console import make_console
+from .helptext import PlainHelpGroup  # noqa: E402
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=PlainHelpGroup,
+                  rich_markup_mode="markdown")  # markdown: descriptions wrap at word boundaries
 out_console = make_console()  # without a terminal: as wide as a table needs (padim_bench/console.py)
 err_console = make_console(stderr=True)
 
@@ -35,7 +37,8 @@ WeightsOpt = Annotated[
 ReuseOpt = Annotated[bool, typer.Option(
     "--reuse-results", help="on resume, keep finished categories made by other code (another padim-bench version or "
                             "edited sources); by default they are recomputed")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override any key: --set method.d=200 (repeatable)")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE",
+                                                    help="override any key: --set method.d=200 (repeatable)")]
 
 
 def _fail(e: Exception) -> None:

@@ -40,16 +40,17 @@ def run(
     loaded, each fit's memory is predicted; a run that will not fit stops with the figures unless
     --force-memory.
     """
-    from ..config import load_experiments
-    from ..output import rich_table
-    from ..runner import run as run_experiment
-
     _show_warnings()
     try:
-        sets = list(set_ or []) + (["runtime.allow_memory_over=true"] if force_memory else [])
-        sets += ["output.report=true"] if report else []
-        cfgs = load_experiments(config, sets, data_root=data_root, categories=categories, device=device, out=out,
-                                weights=weights)
+        with _starting(quiet):  # importing torch and reading the config take seconds
+            from ..config import load_experiments
+            from ..output import rich_table
+            from ..runner import run as run_experiment
+
+            sets = list(set_ or []) + (["runtime.allow_memory_over=true"] if force_memory else [])
+            sets += ["output.report=true"] if report else []
+            cfgs = load_experiments(config, sets, data_root=data_root, categories=categories, device=device, out=out,
+                                    weights=weights)
         if any(c.method.weights == "random" for c in cfgs):
             err_console.print("[bold yellow]RANDOM backbone weights[/] (asked for): time and memory figures only")
         if len(cfgs) > 1:
@@ -57,13 +58,34 @@ def run(
         for cfg in cfgs:
             record = run_experiment(cfg, force=force, console=err_console, show_progress=not quiet,
                                     reuse_results=reuse_results)
-            out_console.print(rich_table(record))
+            out_console.print(rich_table(_asked(record, cfg.dataset.categories)))
             out_console.print(f"results: {Path(cfg.output.dir) / 'results.json'} (results.csv, .md, _flat.csv)")
     except PadimBenchError as e:
         _fail(e)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: finished categories are saved; re-run the same command to resume")
         raise typer.Exit(130)
+
+
+def _starting(quiet: bool):
+    """A status line on stderr while the run starts (nothing with ``--quiet``)."""
+    from contextlib import nullcontext
+
+    return nullcontext() if quiet else err_console.status("starting: loading torch and the config")
+
+
+def _asked(record: dict, asked: str | list[str]) -> dict:
+    """``record`` with only the categories asked for (``dataset.categories``; ``all``: every one);
+    the other categories the run folder holds are named on stderr."""
+    if asked == "all":
+        return record
+    shown = [c for c in record["categories"] if c["category"] in asked]
+    others = [c["category"] for c in record["categories"] if c["category"] not in asked]
+    if others and shown:
+        err_console.print(f"the run folder also holds {', '.join(others)} (in its results.json / .csv / .md; "
+                          "not shown)", highlight=False)
+        return {**record, "categories": shown}
+    return record
 
 
 @app.command()

@@ -21,11 +21,18 @@ def table(
                                                                 "the file's suffix (.md, .csv, .tex; other suffixes md); "
                                                                 "rich with -o writes md")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
+    all_categories: Annotated[bool, typer.Option(
+        "--all-categories", help="per-category views in the terminal: every category, also those without a "
+                                 "measurement (files always hold every category)")] = False,
 ) -> None:
     """Show a paper table with the paper's value, ours and the difference in every cell.
 
     Cells without a measurement show the paper's value only; rows not in the paper are labelled;
-    group means over fewer categories than the paper's say so ([2/15]).
+    group means over fewer categories than the paper's say so ([2/15]). In the terminal the table
+    is laid out to fit its width: long row labels become #1, #2, ... with a legend below, and
+    per-category views show categories as rows. The paper's values carry their tag from
+    paper.yaml (the CSV's tag column): 2 (unmarked) = confirmed by two or more sources, 1 (¹) =
+    one source only, ? = unconfirmed.
     """
     _show_warnings()
     from .. import store, tables
@@ -52,7 +59,7 @@ def table(
         _fail(e)
     if fmt == "rich" and output is None:
         for part in parts:
-            out_console.print(tables.to_rich(part))
+            out_console.print(tables.to_rich(part, all_categories=all_categories))
         return
     if fmt == "json":  # one document: a list of the table's parts (Table III has two)
         import json
@@ -216,14 +223,48 @@ def report_(
                       f"{data / 1e6:.2f} MB of report data", highlight=False, soft_wrap=True)
 
 
+LAYERS_SIZE = 224  # input side (pixels) at which `list layers` gives each tap's grid
+
+
+def _list_layers(names: list[str]) -> None:
+    """Per backbone (``names``, or every registered one) its feature taps: the module (or the
+    family's description) each layer name taps, channels, stride and grid at a 224 x 224 input
+    (from the architecture on the meta device: no weights)."""
+    from rich.table import Table
+
+    from ..backbones import backbone_names, layer_names, layer_shapes, resolve
+
+    unknown = [n for n in names if n not in backbone_names()]
+    if unknown:
+        raise PadimBenchError(f"list layers: unknown backbone {unknown[0]!r}; see padim-bench list backbones")
+    t = Table(title=f"feature taps (channels, stride and grid at a {LAYERS_SIZE} x {LAYERS_SIZE} input)")
+    for col in ("backbone", "layer", "taps", "channels", "stride", "grid"):
+        t.add_column(col, justify="left" if col in ("backbone", "layer", "taps") else "right")
+    for name in names or backbone_names():
+        shapes, taps = layer_shapes(name, layer_names(name), LAYERS_SIZE), resolve(name)[1].layers
+        for i, (layer, (c, h, w)) in enumerate(shapes.items()):
+            t.add_row(name if i == 0 else "", layer, escape(str(taps.get(layer, ""))), str(c), str(LAYERS_SIZE // h),
+                      f"{h} x {w}", end_section=i == len(shapes) - 1)
+    out_console.print(t)
+
+
 @app.command("list")
-def list_(what: Annotated[str, typer.Argument(help="backbones, methods, datasets or layers")] = "backbones") -> None:
-    """List registered backbones (with their layers), methods or datasets (and their demos)."""
+def list_(
+    what: Annotated[str, typer.Argument(help="backbones, methods, datasets or layers")] = "backbones",
+    names: Annotated[Optional[list[str]], typer.Argument(help="layers: only these backbones")] = None,
+) -> None:
+    """List registered backbones, methods, datasets (and their demos), or each backbone's layers
+    (feature taps) with their channels and strides."""
     from ..backbones import backbone_names, layer_names
     from ..data import DATASETS, demo_names
     from ..methods import METHODS
 
-    if what in ("backbones", "layers"):
+    if what == "layers":
+        try:
+            _list_layers(list(names or []))
+        except PadimBenchError as e:
+            _fail(e)
+    elif what == "backbones":
         for name in backbone_names():
             out_console.print(f"{name}: {', '.join(layer_names(name))}")
     elif what == "methods":

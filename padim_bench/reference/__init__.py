@@ -1,11 +1,15 @@
 """The PaDiM paper's reported numbers (``paper.yaml``), with their confirmation tags.
 
 ``tag`` "2": confirmed by two or more sources (hard regression anchors); "1": one secondary
-source; "?": unconfirmed. Loaded with ``yaml.safe_load`` on every call (no module state).
+source; "?": unconfirmed. Loaded with ``yaml.safe_load``; the parsed text is kept per file version
+(path, modification time, size) and every call gets its own copy, so an edited file is read again
+and no caller sees another's changes.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +34,14 @@ class PaperCell:
 
 
 def load_paper() -> dict[str, Any]:
-    """The parsed ``paper.yaml``."""
-    return yaml.safe_load(PAPER_FILE.read_text(encoding="utf-8"))
+    """The parsed ``paper.yaml`` (a fresh copy; a table reads it hundreds of times)."""
+    st = PAPER_FILE.stat()
+    return copy.deepcopy(_parsed(str(PAPER_FILE), st.st_mtime_ns, st.st_size))
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
 def table_ids() -> list[str]:

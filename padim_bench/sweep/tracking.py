@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import statistics
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from ..store import atomic_write_json, consolidate_run
 from .plan import INDEX_NAME, Job, SweepPlan, job_row
@@ -68,44 +70,66 @@ def refuse_job(plan: SweepPlan, result: SweepResult, index: SweepIndex, job: Job
                  error_file=str(plan.error_file(job)))
 
 
+class _SweepEta(ProgressColumn):
+    """``ETA m:ss`` from :meth:`JobTracker.eta_s`, computed at every refresh (it moves with the
+    clock between job completions)."""
+
+    def __init__(self, tracker: "JobTracker"):
+        super().__init__()
+        self.tracker = tracker
+
+    def render(self, task: Task) -> Text:
+        eta = self.tracker.eta_s()
+        return Text("ETA --" if eta is None else f"ETA {int(eta) // 60}:{int(eta) % 60:02d}", style="progress.remaining")
+
+
 class JobTracker:
     """The sweep's progress display and what happens as a job starts and ends: its ``sweep.json``
     row, the :class:`SweepResult`, its error record, and the consolidation of its run folder
-    once the run's last job has ended."""
+    once the run's last job has ended. ``clock``: seconds, monotonic (``time.monotonic``)."""
 
     def __init__(self, plan: SweepPlan, result: SweepResult, index: SweepIndex, runnable: list[Job],
-                 job_threads: Callable[[Job], int], console: Console, show_progress: bool) -> None:
+                 job_threads: Callable[[Job], int], console: Console, show_progress: bool,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.plan, self.result, self.index, self.job_threads = plan, result, index, job_threads
         self.total = len(runnable)
         self.remaining_in_run: dict[str, int] = {}
         for j in runnable:
             self.remaining_in_run[j.run.run_name] = self.remaining_in_run.get(j.run.run_name, 0) + 1
         self.durations: list[float] = []
+        self.clock, self.started = clock, {}  # job id -> clock() at its start, while it runs
         self.state = {"running": 0, "done": 0, "failed": len(result.failed), "failed_run": 0}
         self.progress = Progress(TextColumn("[bold]sweep[/]"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("running {task.fields[running]}, failed {task.fields[failed]}"),
-                                 TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
+                                 TimeElapsedColumn(), _SweepEta(self),
                                  console=console, disable=not show_progress, transient=False)
-        self.task = self.progress.add_task("sweep", total=len(runnable), running=0, failed=0, eta="--")
+        self.task = self.progress.add_task("sweep", total=len(runnable), running=0, failed=0)
+
+    def eta_s(self) -> float | None:
+        """Seconds until the last job ends, from the mean duration of the jobs done so far (None
+        before the first): each running job's mean time left (its time so far counted), then the
+        jobs not started, spread over as many slots as jobs run now."""
+        if not self.durations:
+            return None
+        mean, now = statistics.fmean(self.durations), self.clock()
+        running = [max(0.0, mean - (now - t)) for t in self.started.values()]
+        queued = self.total - self.state["done"] - self.state["failed_run"] - len(running)
+        return (sum(running) + max(0, queued) * mean) / max(1, len(running))
 
     def refresh(self) -> None:
         state = self.state
-        left = self.total - state["done"] - state["failed_run"]
-        eta = "--"
-        if self.durations:
-            mean = statistics.fmean(self.durations)
-            eta_s = mean * (left - state["running"] / 2) / max(1, state["running"] or 1)
-            eta = f"{int(max(0, eta_s)) // 60}:{int(max(0, eta_s)) % 60:02d}"
         self.progress.update(self.task, completed=state["done"] + state["failed_run"], running=state["running"],
-                             failed=state["failed"], eta=eta)
+                             failed=state["failed"])
 
     def on_start(self, job: Job) -> None:
         self.state["running"] += 1
+        self.started[job.id] = self.clock()
         self.index.update(job.id, status="running", threads=self.job_threads(job))
         self.refresh()
 
     def on_done(self, job: Job, res: dict[str, Any]) -> None:
         self.state["running"] -= 1
+        self.started.pop(job.id, None)
         self.result.results[job.id] = res
         fields = {k: res.get(k) for k in ("seconds", "peak_rss_bytes", "host", "torch_threads")}
         if res.get("status") == "done":

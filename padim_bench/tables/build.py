@@ -15,6 +15,14 @@ from .cells import (GROUP_KINDS, Cell, TableData, analog_row_for, dataset_name, 
 from .notes import same_backbone_ratios, synthetic_notes, table6_drops, table7_ratios
 from .table8 import build_table8
 
+#: what the paper values' tags mean (paper.yaml; the CSV's ``tag`` column)
+TAG_NOTE = ("the paper's values are tagged (the CSV's tag column): 2 = confirmed by two or more sources, "
+            "1 = by one source only (marked ¹), ? = unconfirmed (marked ?)")
+#: the last note of every table but VIII, with the tags' marks
+TABLE_LEGEND = ("paper value → ours (difference); a value alone is the paper's, not measured here; paper values "
+                "unmarked are confirmed by two or more sources (tag 2), ¹ by one source only (tag 1), ? unconfirmed "
+                "(tag ?); [n/N] = categories in our mean / in the paper's")
+
 
 def build(table: str, records: list[dict[str, Any]]) -> list[TableData]:
     """Table ``table`` ("1" .. "8") from the paper's cells and the measured ``records``; Table III
@@ -27,7 +35,9 @@ def build(table: str, records: list[dict[str, Any]]) -> list[TableData]:
     if table not in reference.table_ids():
         raise PadimBenchError(f"unknown table {table!r}; the paper has tables {', '.join(reference.table_ids())}")
     if table == "8":
-        return [build_table8(records)]
+        eight = build_table8(records)
+        eight.notes.append(TAG_NOTE)
+        return [eight]
     kept = [r for r in records if in_table(table, r)]
     left_out = [r for r in records if not in_table(table, r)]
     pcells = reference.cells(table)
@@ -35,6 +45,7 @@ def build(table: str, records: list[dict[str, Any]]) -> list[TableData]:
         groups = [c for c in pcells if c.column in GROUP_KINDS]
         per_class = [c for c in pcells if c.column not in GROUP_KINDS]
         parts = [_build(table, kept, groups), _build(table, kept, per_class, " (per category)")]
+        parts[1].per_category = True
     else:
         parts = [_build(table, kept, pcells)]
     for note in reversed(_left_out_notes(table, left_out)):
@@ -143,8 +154,7 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
         data.notes += table6_drops(records)
     data.notes += dataset_class(table_dataset(table)).table_notes(records)
     data.notes += synthetic_notes(records)
-    data.notes.append("paper value → ours (difference); a value alone is the paper's, not measured here; "
-                      "¹ one source only, ? unconfirmed; [n/N] = categories in our mean / in the paper's")
+    data.notes.append(TABLE_LEGEND)
     return data
 
 

@@ -46,13 +46,15 @@ class Cell:
 
 @dataclass
 class TableData:
-    """A rendered-agnostic table: columns ``(column, metric)``, rows of cells, notes."""
+    """A rendered-agnostic table: columns ``(column, metric)``, rows of cells, notes;
+    ``per_category``: its columns are categories (the terminal shows them as rows)."""
 
     title: str
     columns: list[tuple[str, str]]
     rows: list[tuple[str, list[Cell]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unit: str = "%"
+    per_category: bool = False
 
 
 def table_dataset(table: str) -> str | None:

@@ -1,13 +1,11 @@
-"""Rendering a :class:`~padim_bench.tables.cells.TableData`: the terminal (rich), Markdown, CSV
-and LaTeX; every cell ``paper → ours (difference) [n/N]``."""
+"""Rendering a :class:`~padim_bench.tables.cells.TableData` as Markdown, CSV and LaTeX, every cell
+``paper → ours (difference) [n/N]``, and the cell texts the terminal's layout uses
+(:mod:`.layout`)."""
 
 from __future__ import annotations
 
 import csv
 import io
-
-from rich.markup import escape
-from rich.table import Table
 
 from .cells import Cell, TableData
 
@@ -28,41 +26,48 @@ def paper_digits(v: float) -> int:
     return len(text.split(".")[1]) if "." in text else 0
 
 
-def cell_text(c: Cell, unit: str) -> str:
-    """``paper → ours (±diff) [n/N]``, parts left out where unknown; when the paper gives the
-    value, ours is printed to the paper's precision."""
+def cell_parts(c: Cell, unit: str) -> tuple[str, str, str, str, str]:
+    """A cell's parts as text, ``""`` where unknown: ``(paper, ours, diff, cover, runs)``, e.g.
+    ``("97.5¹", "98.1±0.2", "+0.6", "[2/15]", "x11")`` (``diff`` is ``=`` when it rounds to 0;
+    ``cover`` only when the mean covers fewer categories than the paper's; ``runs`` only for a
+    mean of several runs). When the paper gives the value, ours is printed to its precision."""
     digits = paper_digits(c.paper) if c.paper is not None else None
-    paper = f"{_fmt(c.paper, unit, digits)}{TAG_MARK.get(c.tag or '2', '')} → " if c.paper is not None else ""
+    paper = f"{_fmt(c.paper, unit, digits)}{TAG_MARK.get(c.tag or '2', '')}" if c.paper is not None else ""
     if c.ours is None:
-        return paper[:-3]  # the paper's value alone: nothing measured
+        return paper, "", "", "", ""
     ours = _fmt(c.ours, unit, digits)
     if c.spread is not None:
         ours += f"±{_fmt(c.spread, unit)}"
     diff = ""
     if c.diff is not None:
         d = round(c.diff, digits if digits is not None else 2)
-        diff = " (=)" if d == 0 else f" ({d:+.{digits if digits is not None else 2}f})"
-    cover = f" [{c.covered}/{c.of}]" if c.of and c.covered is not None and c.covered != c.of else ""
-    runs = f" x{c.runs}" if c.runs > 1 else ""
-    return f"{paper}{ours}{diff}{cover}{runs}"
+        diff = "=" if d == 0 else f"{d:+.{digits if digits is not None else 2}f}"
+    cover = f"[{c.covered}/{c.of}]" if c.of and c.covered is not None and c.covered != c.of else ""
+    runs = f"x{c.runs}" if c.runs > 1 else ""
+    return paper, ours, diff, cover, runs
+
+
+def cell_text(c: Cell, unit: str) -> str:
+    """``paper → ours (±diff) [n/N]``, parts left out where unknown (:func:`cell_parts`)."""
+    paper, ours, diff, cover, runs = cell_parts(c, unit)
+    if not ours:
+        return paper  # the paper's value alone: nothing measured
+    head = f"{paper} → " if paper else ""
+    return head + ours + (f" ({diff})" if diff else "") + "".join(f" {p}" for p in (cover, runs) if p)
+
+
+METRIC_NAMES = {"pixel_roc_auc": "pixel ROC-AUC", "image_roc_auc": "image ROC-AUC", "pro": "PRO",
+                "frame_roc_auc": "frame ROC-AUC", "infer_s_per_image": "s / image", "state_gb": "GB",
+                "fit_peak_rss_bytes": "GB", "fitted_gb": "GB"}
+
+
+def metric_name(metric: str) -> str:
+    """A metric's name in table headers (``pixel_roc_auc`` -> ``pixel ROC-AUC``)."""
+    return METRIC_NAMES.get(metric, metric)
 
 
 def _header(column: str, metric: str) -> str:
-    names = {"pixel_roc_auc": "pixel ROC-AUC", "image_roc_auc": "image ROC-AUC", "pro": "PRO",
-             "frame_roc_auc": "frame ROC-AUC", "infer_s_per_image": "s / image", "state_gb": "GB",
-             "fit_peak_rss_bytes": "GB", "fitted_gb": "GB"}
-    return f"{column}\n{names.get(metric, metric)}"
-
-
-def to_rich(data: TableData) -> Table:
-    """The table for the terminal (text is escaped: ``[2/15]`` is not rich markup)."""
-    t = Table(title=escape(data.title), caption=escape("\n".join(data.notes)), caption_justify="left")
-    t.add_column("method")
-    for column, metric in data.columns:
-        t.add_column(escape(_header(column, metric)), justify="right")
-    for label, cells in data.rows:
-        t.add_row(escape(label), *(escape(cell_text(c, data.unit)) for c in cells))
-    return t
+    return f"{column}\n{metric_name(metric)}"
 
 
 def to_markdown(data: TableData) -> str:
