@@ -288,6 +288,7 @@ class VaeTraining:
             "latent_shape": [p.latent_channels, h // self.stride, w // self.stride],
             "encoder": {"backbone": self.extractor.name, "weights": self.extractor.weights,
                         "layer": self.layer, "stride": self.stride, "channels": self.enc_channels},
+            "decoder": p.decoder,
             "augmentation": {"rotation_deg": p.rotation_deg, "resize": p.aug_sizes(h)[0],
                              "random_crop": p.aug_sizes(h)[1], "centre_crop": h},
             "n_augmented": p.n_augmented,
