@@ -31,6 +31,7 @@ from . import metrics as M
 from . import store
 from .backbones import layer_names, layer_shapes, load_backbone
 from .config import RunConfig
+from .contention import BUSY_CORES  # run warns above it (a module global: tests set runner.BUSY_CORES)
 from .data import Dataset, dataset_for
 from .data.mvtec import CategorySplit
 from .data.origin import synthetic_origin
@@ -41,10 +42,6 @@ from .memory import check_run
 from .methods import METHODS, Method
 from .steps import (TIMED_SPANS, Evaluation, FitResult, ScoreResult, TimeResult, evaluate, fit_category,
                     score_category, time_category)
-
-BUSY_CORES = 0.5
-"""Mean CPU cores used by other processes during a timed span above which the run warns that its
-time figures are not a quiet machine's (``profiling.Span.other_cpu_cores``)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -137,7 +134,7 @@ def run_category(
                           [s.path for s in split.test], [s.defect for s in split.test], k=cfg.output.report_images,
                           roc=ev.roc, pro=ev.pro, run_hash=cfg.run_hash(), config_hash=cfg.config_hash())
         except OSError as e:
-            raise PadimBenchError(f"{report_dir}: cannot write the report data ({e.strerror or e})") from None
+            raise PadimBenchError(f"{e.filename or report_dir}: cannot write the report data ({e.strerror or e})") from None
     extras = dataset.category_extras(split, scored.maps, scored.masks, scored.labels)
     if hist_path is not None and dataset.keeps_histograms:  # for the pixel ROC-AUC pooled over categories
         store.save_histogram(hist_path, M.score_histogram(scored.maps, scored.masks))
@@ -206,14 +203,18 @@ def _category_record(cfg: RunConfig, dataset: Dataset, method: Method, split: Ca
 
 
 def run(
-    cfg: RunConfig, *, force: bool = False, console: Console | None = None, show_progress: bool = True
+    cfg: RunConfig, *, force: bool = False, console: Console | None = None, show_progress: bool = True,
+    lock_token: str | None = None,
 ) -> dict[str, Any]:
-    """Run the experiment described by ``cfg`` (see module doc); returns the run record.
+    """Run the experiment described by ``cfg`` (see module doc); returns the run record. The output
+    folder's lock (:func:`padim_bench.store.run_folder_lock`) is held from the claim to the last
+    write; ``lock_token``: a sweep job's, whose sweep holds it.
 
     Raises:
         ConfigError, DataError, WeightsError: before any fitting starts.
         PadimBenchError: numerical failures (e.g. too few training images), an output folder of
-            another run or one that cannot be written.
+            another run, one that cannot be written, or one another process is writing
+            (``store.FolderLocked``, naming it).
     """
     console = console or Console(stderr=True)
     device = resolve_device(cfg.runtime.device)
@@ -232,42 +233,43 @@ def run(
     for line in dataset.protocol_lines(data.info):
         console.print(line, highlight=False)
     method = build_method(cfg, device)  # weights and d are checked here, before any fit
-    folder = store.claim_run_folder(cfg, force)  # only a run that can start claims the output folder
-    records, computed = [], False  # computed: any category fitted and evaluated by this invocation
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console, disable=not show_progress, transient=True)
-    with progress:
-        for split in data.splits:
-            rec = None if force else folder.finished(split, cfg.evaluation.metrics,
-                                                     histogram=dataset.keeps_histograms, console=console)
-            if rec is not None:
-                console.print(f"[dim]{split.name}: already done in {folder.category_file(split.name)}, "
-                              "skipped (use --force to recompute)[/]")
+    with store.run_folder_lock(cfg.output.dir, lock_token, console):  # one writer per folder
+        folder = store.claim_run_folder(cfg, force)  # only a run that can start claims the output folder
+        records, computed = [], False  # computed: any category fitted and evaluated by this invocation
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=console, disable=not show_progress, transient=True)
+        with progress:
+            for split in data.splits:
+                rec = None if force else folder.finished(split, cfg.evaluation.metrics,
+                                                         histogram=dataset.keeps_histograms, console=console)
+                if rec is not None:
+                    console.print(f"[dim]{split.name}: already done in {folder.category_file(split.name)}, "
+                                  "skipped (use --force to recompute)[/]")
+                    records.append(rec)
+                    continue
+                rec = _run_fresh(cfg, method, split, device, progress, folder, dataset.keeps_histograms)
+                store.stamp_category(rec, cfg, split, method.extractor, environment(device), memory[split.name],
+                                     data.skipped[split.name], root_resolved, origin)
+                folder.write_category(rec)
                 records.append(rec)
-                continue
-            rec = _run_fresh(cfg, method, split, device, progress, folder, dataset.keeps_histograms)
-            store.stamp_category(rec, cfg, split, method.extractor, environment(device), memory[split.name],
-                                 data.skipped[split.name], root_resolved, origin)
-            folder.write_category(rec)
-            records.append(rec)
-            computed = True
-            _print_category(console, rec)
-    records = folder.with_other_categories(records)  # every finished category of this run, over invocations
-    if not computed and not force:  # everything was already done: the folder's results stay as they are
-        old = folder.unchanged_results([r["category"] for r in records])
-        if old is not None:
-            console.print(f"[dim]nothing new to compute; {folder.path / store.RESULTS} unchanged[/]", highlight=False)
-            return old
-    record = store.run_record(cfg, records, method.extractor, environment(device), TIMED_SPANS, root_resolved, origin)
-    hists = [store.load_histogram(folder.histogram_file(r["category"])) for r in records] \
-        if dataset.keeps_histograms else None
-    summary = dataset.run_summary(data.info, records, hists)
-    if summary is not None:
-        record[dataset.record_key] = summary
-    folder.write_results(record)
-    if cfg.output.report:  # matplotlib is imported only here
-        _write_report(console, folder.path)
-    return record
+                computed = True
+                _print_category(console, rec)
+        records = folder.with_other_categories(records)  # every finished category of this run, over invocations
+        if not computed and not force:  # everything was already done: the folder's results stay as they are
+            old = folder.unchanged_results([r["category"] for r in records])
+            if old is not None:
+                console.print(f"[dim]nothing new to compute; {folder.path / store.RESULTS} unchanged[/]", highlight=False)
+                return old
+        record = store.run_record(cfg, records, method.extractor, environment(device), TIMED_SPANS, root_resolved, origin)
+        hists = [store.load_histogram(folder.histogram_file(r["category"])) for r in records] \
+            if dataset.keeps_histograms else None
+        summary = dataset.run_summary(data.info, records, hists)
+        if summary is not None:
+            record[dataset.record_key] = summary
+        folder.write_results(record)
+        if cfg.output.report:  # matplotlib is imported only here
+            _write_report(console, folder.path)
+        return record
 
 
 def _run_fresh(cfg: RunConfig, method: Method, split: Any, device: torch.device, progress: Progress,

@@ -44,6 +44,7 @@ from torch import Tensor
 from torchvision.transforms import InterpolationMode
 
 from ..errors import PadimBenchError
+from ..store.files import WriteError
 from .vae_net import vae_loss
 
 CHECKPOINT_VERSION = 1
@@ -169,8 +170,12 @@ class VaeTraining:
             **pos,
         }
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
+        try:
+            torch.save(blob, tmp)
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as e:  # a full disk: no partial checkpoint is left
+            tmp.unlink(missing_ok=True)
+            raise WriteError(path, e) from e
 
     def _load_checkpoint(self, path: Path, key: str) -> dict[str, Any] | None:
         if not path.is_file():

@@ -213,7 +213,9 @@ def _chart_sections(runs: list[Run], columns: list[str], column_labels: list[str
     bars = figs.save("bars", bar_figure(_bar_data(runs, columns, paper), columns, column_labels, METRICS, _BARS_NOTE))
     cost = figs.save("cost", cost_figure(_cost_data(runs, paper), _COST_NOTE))
     return ["<h2>Methods compared</h2>" + figs.html(bars, "metrics per category", _BARS_NOTE),
-            "<h2>Time and memory</h2>" + figs.html(cost, "time and memory", _COST_NOTE)]
+            "<h2>Time and memory</h2>" + figs.html(cost, "time and memory", _COST_NOTE)
+            + "".join(f'<p class="note problem">{H.esc(n)}</p>'  # flagged as `run` warns: shared timings
+                      for n in tables.contention_notes([r.record for r in runs], ("fit", "batch-1 timing")))]
 
 
 def _tables_section(runs: list[Run], paper_tables: Sequence[str], problems: list[str]) -> str:
