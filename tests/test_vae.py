@@ -194,8 +194,8 @@ def test_state_dict_round_trip(extractor, images):
     assert fresh.describe() == m.describe()
     with pytest.raises(PadimBenchError, match="latent"):
         Vae(tiny(latent_channels=8), extractor).load_state_dict(m.state_dict())
-    with pytest.raises(PadimBenchError, match="decoder small"):
-        Vae(tiny(decoder="small"), extractor).load_state_dict(m.state_dict())
+    with pytest.raises(PadimBenchError, match="decoder resnet18"):
+        Vae(tiny(decoder="resnet18"), extractor).load_state_dict(m.state_dict())
 
 
 @pytest.mark.parametrize("kw, key", [
@@ -226,7 +226,8 @@ def test_decoder_is_a_mirrored_resnet18_and_the_paper_sized_vae_is_22m():
               (128, 128, False), (128, 64, True), (64, 64, False), (64, 64, False)]
     decoder = latent * 512 + 512 + sum(_up_block(*b) for b in blocks) + 64 * 3 * 49 + 3
     encoder = 11_176_512 + 2 * (512 * latent + latent)
-    state = Vae.predict_state_nbytes(VaeParams(latent_channels=latent), "resnet18", ["layer4"], 256, 242)
+    state = Vae.predict_state_nbytes(VaeParams(latent_channels=latent, decoder="resnet18"), "resnet18", ["layer4"],
+                                     256, 242)
     assert state == {"encoder": 4 * encoder, "decoder": 4 * decoder}
     assert 22.3e6 < encoder + decoder < 22.5e6 and round(sum(state.values()) / 1e9, 2) == 0.09
     # the old decoder, kept as `small`: the 1,589,651 parameters the committed run before issue 17
@@ -236,6 +237,26 @@ def test_decoder_is_a_mirrored_resnet18_and_the_paper_sized_vae_is_22m():
     assert small == 1_589_651
     params = VaeParams(latent_channels=latent, decoder="small")
     assert Vae.predict_state_nbytes(params, "efficientnet_lite0", ["layer4"], 256, 242)["decoder"] == 4 * small
+
+
+def test_decoder_key_keeps_the_hashes_of_runs_made_before_it():
+    """A config without ``decoder`` (every record before the key) is the small decoder and keeps
+    the hash it had: the committed run's stored hash, not a value typed here; resnet18 is re-keyed."""
+    stored = json.loads((CONFIGS.parent / "results/runs/mvtec_vae_cpu/run.json").read_text())
+    if "decoder" in stored["config"]["method"]:
+        pytest.skip("the committed VAE run was made with the decoder key")
+    from padim_bench.config import config_from_dict
+
+    old = config_from_dict(stored["config"])
+    assert old.method.params.decoder == "small" and old.config_hash() == stored["config_hash"]
+    small = config_from_dict({**stored["config"], "method": {**stored["config"]["method"], "decoder": "small"}})
+    big = config_from_dict({**stored["config"], "method": {**stored["config"]["method"], "decoder": "resnet18"}})
+    assert small.config_hash() == old.config_hash() and big.config_hash() != old.config_hash()
+
+
+def test_shipped_vae_configs_are_the_paper_sized_vae():
+    for name in ("mvtec_vae.yaml", "mvtec_vae_cpu.yaml"):
+        assert load_config(CONFIGS / name).method.params.decoder == "resnet18", name
 
 
 def test_decoder_output_size_for_every_stride():

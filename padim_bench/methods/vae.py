@@ -23,7 +23,9 @@ Architecture (ours, where the paper is silent):
   (``resnet18``) torchvision's ResNet18 trunk mirrored (residual blocks upsampling where the
   encoder's downsample, a 7x7 transposed convolution to RGB; :mod:`~padim_bench.methods.vae_net`),
   so that with the paper's ResNet18 encoder the VAE has 22.4 M float32 parameters (0.09 GB, the
-  paper's Table VIII); ``small`` is the 1.6 M-parameter decoder of the runs before issue 17. A
+  paper's Table VIII; the shipped configs set it); ``small`` is the 1.6 M-parameter decoder of the
+  runs before issue 17 and the default, so that their records (which lack the key) keep their
+  meaning and their hashes. A
   sigmoid ends both: the reconstruction lies in [0, 1] and is compared with the un-normalised
   input in [0, 1].
 - **Loss** per image: sum of squared errors over (3, S, S) + ``beta`` * KL(q(z|x) || N(0, I))
@@ -74,8 +76,10 @@ class VaeParams:
         checkpoint_dir: folder of resumable training checkpoints, or ``None`` (off).
         checkpoint_every: save a checkpoint every this many epochs (also after the last one).
         progress: show a progress bar with the running loss while training.
-        decoder: ``resnet18`` (the mirrored ResNet18, about 11.2 M parameters; default) or
-            ``small`` (about 1.6 M; the runs before issue 17), see :mod:`.vae_net`.
+        decoder: ``resnet18`` (the mirrored ResNet18, about 11.2 M parameters: the paper-sized
+            VAE; every shipped config sets it) or ``small`` (about 1.6 M; the default, so that the
+            records of the runs before this key, made with it, keep their meaning and hashes),
+            see :mod:`.vae_net`.
     """
 
     latent_channels: int = 32
@@ -91,10 +95,13 @@ class VaeParams:
     checkpoint_dir: str | None = None
     checkpoint_every: int = 5
     progress: bool = True
-    decoder: str = "resnet18"
+    decoder: str = "small"
 
     #: keys that do not change the numbers: left out of the config hash (runs stay resumable)
     HASH_NEUTRAL = ("checkpoint_dir", "checkpoint_every", "progress")
+    #: keys added later, left out of the config hash at the value of the runs before them: a
+    #: record without ``decoder`` was made with the small one and keeps its hash and meaning
+    HASH_OMITTED_AT = {"decoder": "small"}
 
     def check(self) -> None:
         """Raises ConfigError on out-of-range values."""
@@ -203,6 +210,12 @@ class Vae(VaeTraining, Method):
                  "training activations": 2 * params.batch_size * per_image},
             score={"activations of a batch": int(min(batch, n_test) * ACTIVATION_FRACTION * per_image)},
             runs_backbone=False)
+
+    @classmethod
+    def variant_parts(cls, settings: Any) -> list[str]:
+        """``small decoder`` for the runs with the decoder before issue 17 (records without the key
+        too), so that their rows are never averaged with the paper-sized VAE's."""
+        return ["small decoder"] if settings.get("decoder", "small") == "small" else []
 
     def attach_progress(self, progress: Any) -> None:
         """Report training in ``progress`` (a ``rich.progress.Progress`` already started) instead of

@@ -4,7 +4,7 @@ its loss, and its sizes built on the ``meta`` device (the architecture is descri
 
 Decoders (``method.decoder``):
 
-- ``resnet18`` (default): torchvision's ResNet18 trunk mirrored, so that the paper's VAE (ResNet18
+- ``resnet18`` (the shipped configs'): torchvision's ResNet18 trunk mirrored, so that the paper's VAE (ResNet18
   encoder, 8x8 latent, decoder back to 256x256) has about 22 M float32 parameters, the 0.09 GB of
   its Table VIII. Each residual stage of the encoder (widths 512, 256, 128, 64 at strides 32, 16,
   8, 4; two blocks each) becomes two :class:`UpBlock` (a BasicBlock run backwards: the 2x
@@ -12,7 +12,8 @@ Decoders (``method.decoder``):
   nearest upsampling (the max pool) and a 7x7 transposed convolution with stride 2 to RGB (conv1).
   An encoder layer of stride 2**k uses the stages of stride <= 2**k; strides above 32 get one more
   upsampling 512-wide block per factor 2. The paper gives no decoder; this is our choice.
-- ``small``: the decoder of the runs before issue 17 (about 1.6 M parameters): one stage per
+- ``small`` (the default of :class:`~padim_bench.methods.vae.VaeParams`, for the records made before
+  the key): the decoder of the runs before issue 17 (about 1.6 M parameters): one stage per
   factor 2 (nearest 2x upsampling, 3x3 convolution, BatchNorm, ReLU; widths 512, 256, 128, 64, 32,
   16) and a 3x3 convolution to RGB. Kept to reproduce those runs and for quick CPU checks.
 """

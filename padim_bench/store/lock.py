@@ -3,7 +3,7 @@
 ``run`` and a sweep hold the lock of every run folder they write, for as long as they write it;
 a second process that would write the same folder (a second ``run``, a ``run`` beside a sweep,
 ``--force`` while another process writes) is refused with the holder's pid, host and command,
-read from the lock file. The kernel releases an ``flock`` when its process dies, also by
+read from the lock file. Taking the lock removes the temporary files a killed writer left. The kernel releases an ``flock`` when its process dies, also by
 ``kill -9``: a lock file left behind by a dead process is taken over, with a message naming it.
 A sweep's jobs (other processes, possibly Ray tasks) write under their sweep's lock: they are
 given its ``token`` and check that the lock file still holds it instead of locking again.
@@ -98,6 +98,7 @@ def run_folder_lock(folder: str | Path, token: str | None = None,
     token = uuid.uuid4().hex
     try:
         _write_holder(fd, token)
+        remove_temporaries(folder)
     except OSError as e:  # e.g. a full disk
         _release(folder, fd)
         raise PadimBenchError(f"{lock_path(folder)}: cannot write the lock file ({e.strerror or e})") from None
@@ -105,6 +106,25 @@ def run_folder_lock(folder: str | Path, token: str | None = None,
         yield token
     finally:
         _release(folder, fd)
+
+
+#: the temporary files of the atomic writers (store.files, histograms, saved models), by folder
+TEMPORARY_PATTERNS = (".*.tmp", ".*.tmp.npz")
+_TEMPORARY_FOLDERS = (".", "categories", "report_data", "models")
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Remove what a process killed in the middle of an atomic write left in a run folder (its
+    temporary files; the file it was replacing is intact). Called only under the folder's own
+    lock, when no other process can be writing one. Returns the files removed."""
+    removed = []
+    for sub in _TEMPORARY_FOLDERS:
+        for pattern in TEMPORARY_PATTERNS:
+            for p in (folder / sub).glob(pattern):
+                if p.is_file():
+                    p.unlink(missing_ok=True)
+                    removed.append(p)
+    return removed
 
 
 def _acquire(folder: Path) -> tuple[int, dict[str, Any] | None]:

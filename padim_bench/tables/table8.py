@@ -5,6 +5,7 @@ paper cell shows (a backbone, dataset or input size the paper lacks) gets a labe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -26,7 +27,8 @@ def build_table8(records: list[dict[str, Any]]) -> TableData:
     for pc in pcells:
         spec = row_specs[pc.row]
         method = METHODS.get(spec["method"])
-        params = method.params_class(**({"d": spec["d"]} if "d" in spec else {}))
+        params = method.params_class(**{k: v for k, v in spec.items()  # the row's own settings (d, decoder)
+                                         if k in {f.name for f in dataclasses.fields(method.params_class)}})
         layers = list(method.cls.default_layers)
         try:
             parts = method.cls.predict_state_nbytes(params, spec["backbone"], layers, pc.extra["size"],
