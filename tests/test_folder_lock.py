@@ -124,3 +124,17 @@ def test_run_force_and_sweep_refuse_a_folder_another_process_writes(tmp_path, de
     assert res.exit_code == 0 and "taking it over" in res.output, res.output
     assert not (out / LOCK_NAME).exists()
     assert json.loads((out / "results.json").read_text())["categories"][0]["category"] == "brick"
+
+
+def test_taking_the_lock_removes_what_a_killed_atomic_write_left(tmp_path):
+    """Temporary files of the atomic writers (a kill between writing and renaming leaves them) go
+    when a writer takes the folder's lock; the records and the user's own files stay."""
+    out = tmp_path / "out"
+    (out / "categories").mkdir(parents=True)
+    left = [out / ".results.json.ab12cd.tmp", out / "categories" / ".bottle.json.x1y2.tmp",
+            out / "categories" / ".bottle.pixhist.tmp.npz"]
+    kept = [out / "results.json", out / "categories" / "bottle.json", out / "notes.tmp.txt"]
+    for p in left + kept:
+        p.write_text("x")
+    with run_folder_lock(out):
+        assert not any(p.exists() for p in left) and all(p.read_text() == "x" for p in kept)

@@ -61,3 +61,12 @@ def test_table8_gives_every_run_the_paper_lacks_its_own_row():
     assert rows["PaDiM-R18-Rd100, mvtec_ad, with backbone"][3].ours == pytest.approx(0.17)
     assert not any(label.startswith("PaDiM-R18-Rd100, mvtec_ad, 224 px") for label in rows)
     assert any(n.startswith("rows without a paper value") for n in data.notes)
+
+
+def test_the_reports_notes_flag_the_fit_too():
+    """The report's time section names contended fits as well as timings (what `run` warns about)."""
+    rec = _record(cats={"bottle": (0.5, 0.2, 0.2, 2e9)})
+    rec["categories"][0]["time"]["other_cpu_cores_fit"] = 1.2
+    (note,) = tables.contention_notes([rec], ("fit", "batch-1 timing"))
+    assert "run bottle fit (1.2 of 2 cores)" in note and "batch-1 timing" not in note
+    assert tables.contention_notes([rec]) == []  # Table VII: the timing alone, 0.2 cores: quiet
