@@ -256,9 +256,10 @@ def _record(trials, durations, lengths, run_cfg, sweep_cfg, seed, environment) -
     kills = sum(t["killed"] for t in trials) + sum(t["extra_kills_while_resuming"] for t in trials)
     half = sum(len(t["after_kill"].get("unparsable_json", [])) + len(t["after_resume"]["unparsable_json"]) for t in trials)
     hits: dict[str, int] = {}
-    for t in trials:
-        key = t["phase_hit"] if t["kind"] == "run" else "sweep"
-        hits[key] = hits.get(key, 0) + 1
+    for t in trials:  # the first kill of each trial by the phase it hit, then the resumes' kills
+        key = t["phase_hit"] if t["kind"] == "run" else "sweep, random moment"
+        hits[key] = hits.get(key, 0) + int(t["killed"])
+        hits["a resume, random moment"] = hits.get("a resume, random moment", 0) + t["extra_kills_while_resuming"]
     summary = {"kills": kills, "killed_trials": sum(t["killed"] for t in trials), "trials": len(trials),
                "resumes": sum(t["resumes"] for t in trials), "mismatches": sum(not t["identical"] for t in trials),
                "half_written_files": half,
