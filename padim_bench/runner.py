@@ -31,6 +31,7 @@ from . import metrics as M
 from . import store
 from .backbones import layer_names, layer_shapes, load_backbone
 from .config import RunConfig
+from .contention import BUSY_CORES  # run warns above it (a module global: tests set runner.BUSY_CORES)
 from .data import Dataset, dataset_for
 from .data.mvtec import CategorySplit
 from .data.origin import synthetic_origin
@@ -44,10 +45,6 @@ from .methods.base import map_postprocessing
 from .progress import RunProgress, phase
 from .steps import (TIMED_SPANS, Evaluation, FitResult, ScoreResult, TimeResult, evaluate, fit_category,
                     score_category, time_category)
-
-BUSY_CORES = 0.5
-"""Mean CPU cores used by other processes during a timed span above which the run warns that its
-time figures are not a quiet machine's (``profiling.Span.other_cpu_cores``)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -145,7 +142,7 @@ def run_category(
                           [s.path for s in split.test], [s.defect for s in split.test], k=cfg.output.report_images,
                           roc=ev.roc, pro=ev.pro, run_hash=cfg.run_hash(), config_hash=cfg.config_hash())
         except OSError as e:
-            raise PadimBenchError(f"{report_dir}: cannot write the report data ({e.strerror or e})") from None
+            raise PadimBenchError(f"{e.filename or report_dir}: cannot write the report data ({e.strerror or e})") from None
     extras = dataset.category_extras(split, scored.maps, scored.masks, scored.labels)
     if hist_path is not None and dataset.keeps_histograms:  # for the pixel ROC-AUC pooled over categories
         store.save_histogram(hist_path, M.score_histogram(scored.maps, scored.masks))
@@ -217,49 +214,61 @@ def _category_record(cfg: RunConfig, dataset: Dataset, method: Method, split: Ca
 
 def run(
     cfg: RunConfig, *, force: bool = False, console: Console | None = None, show_progress: bool = True,
-    reuse_results: bool = False,
+    reuse_results: bool = False, lock_token: str | None = None,
 ) -> dict[str, Any]:
     """Run the experiment described by ``cfg`` (see module doc); returns the run record. A
     finished category is skipped when this code made it (:func:`padim_bench.envinfo.code_identity`),
-    or, with ``reuse_results``, whatever code made it.
+    or, with ``reuse_results``, whatever code made it. The output folder's lock
+    (:func:`padim_bench.store.run_folder_lock`) is held from the claim to the last write;
+    ``lock_token``: a sweep job's, whose sweep holds it.
 
     Raises:
         ConfigError, DataError, WeightsError: before any fitting starts.
         PadimBenchError: numerical failures (e.g. too few training images), an output folder of
-            another run or one that cannot be written.
+            another run, one that cannot be written, or one another process is writing
+            (``store.FolderLocked``, naming it).
     """
     console = console or make_console(stderr=True)
     progress = RunProgress(console, disable=not show_progress)
     with progress:
-        device, dataset, data, memory, method, folder, origin = _start(cfg, console, progress, force)
-        code = None if reuse_results else code_identity()
-        records, computed = _run_categories(cfg, force, console, progress, device, dataset, data, memory, method,
-                                            folder, origin, code)
-        progress.phase("writing the results")
-        records = folder.with_other_categories(records)  # every finished category of this run, over invocations
-        if not computed and not force:  # everything was already done: the folder's results stay as they are
-            old = folder.unchanged_results([r["category"] for r in records])
-            if old is not None:
-                console.print(f"[dim]nothing new to compute; {folder.path / store.RESULTS} unchanged[/]", highlight=False)
-                return old
-        record = store.run_record(cfg, records, method.extractor, environment(device), TIMED_SPANS,
-                                  str(Path(cfg.dataset.root).resolve()), origin)
-        hists = [store.load_histogram(folder.histogram_file(r["category"])) for r in records] \
-            if dataset.keeps_histograms else None
-        summary = dataset.run_summary(data.info, records, hists)
-        if summary is not None:
-            record[dataset.record_key] = summary
-        folder.write_results(record)
-        if cfg.output.report:  # matplotlib is imported only here
-            progress.phase("writing the HTML report")
-            _write_report(console, folder.path)
+        device, dataset, data, memory, method, origin = _start(cfg, console, progress)
+        with store.run_folder_lock(cfg.output.dir, lock_token, console):  # one writer per folder
+            folder = store.claim_run_folder(cfg, force)  # only a run that can start claims the output folder
+            return _run_in_folder(cfg, force, console, progress, device, dataset, data, memory, method, folder,
+                                  origin, None if reuse_results else code_identity())
+
+
+def _run_in_folder(cfg: RunConfig, force: bool, console: Console, progress: RunProgress, device: torch.device,
+                   dataset: Dataset, data: Any, memory: dict[str, Any], method: Method, folder: store.RunFolder,
+                   origin: dict[str, Any] | None, code: dict[str, Any] | None) -> dict[str, Any]:
+    """:func:`run`'s work in its claimed, locked ``folder``: the categories, then the run's files."""
+    records, computed = _run_categories(cfg, force, console, progress, device, dataset, data, memory, method,
+                                        folder, origin, code)
+    progress.phase("writing the results")
+    records = folder.with_other_categories(records)  # every finished category of this run, over invocations
+    if not computed and not force:  # everything was already done: the folder's results stay as they are
+        old = folder.unchanged_results([r["category"] for r in records])
+        if old is not None:
+            console.print(f"[dim]nothing new to compute; {folder.path / store.RESULTS} unchanged[/]", highlight=False)
+            return old
+    record = store.run_record(cfg, records, method.extractor, environment(device), TIMED_SPANS,
+                              str(Path(cfg.dataset.root).resolve()), origin)
+    hists = [store.load_histogram(folder.histogram_file(r["category"])) for r in records] \
+        if dataset.keeps_histograms else None
+    summary = dataset.run_summary(data.info, records, hists)
+    if summary is not None:
+        record[dataset.record_key] = summary
+    folder.write_results(record)
+    if cfg.output.report:  # matplotlib is imported only here
+        progress.phase("writing the HTML report")
+        _write_report(console, folder.path)
     return record
 
 
-def _start(cfg: RunConfig, console: Console, progress: RunProgress, force: bool) -> tuple:
+def _start(cfg: RunConfig, console: Console, progress: RunProgress) -> tuple:
     """Everything before the first category, each phase shown: the names, the data scan, the
-    memory check, the backbone, the run folder. Returns ``(device, dataset, prepared data, the
-    predicted memory per category, the method, the run folder, the synthetic-data origin)``."""
+    memory check, the backbone. Returns ``(device, dataset, prepared data, the predicted memory
+    per category, the method, the synthetic-data origin)``."""
     device = resolve_device(cfg.runtime.device)
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
@@ -280,8 +289,7 @@ def _start(cfg: RunConfig, console: Console, progress: RunProgress, force: bool)
         console.print(line, highlight=False)
     progress.phase(f"loading {cfg.method.backbone} ({cfg.method.weights} weights)")
     method = build_method(cfg, device)  # weights and d are checked here, before any fit
-    folder = store.claim_run_folder(cfg, force)  # only a run that can start claims the output folder
-    return device, dataset, data, memory, method, folder, origin
+    return device, dataset, data, memory, method, origin
 
 
 def _run_categories(cfg: RunConfig, force: bool, console: Console, progress: RunProgress, device: torch.device,

@@ -248,3 +248,111 @@ def test_an_error_raised_in_a_dataloader_worker_is_shown_as_its_own_message(caps
         cli._fail(wrapped)
     err = capsys.readouterr().err
     assert "error: v.avi: only 14 frames decode" in err and "Original Traceback" not in err
+
+
+# ------------------------------------------------------------ a full disk, a read-only folder
+def _two_category_config(tmp_path, demo_data, categories):
+    import yaml
+
+    cfg = {"dataset": {"root": str(demo_data), "categories": categories, "resize": 64, "crop": 56},
+           "method": {"name": "padim", "backbone": "resnet18", "weights": "random", "d": 16},
+           "runtime": {"device": "cpu", "batch_size": 4, "workers": 0, "timing_images": 1, "warmup_images": 0},
+           "output": {"dir": str(tmp_path / "out")}}
+    path = tmp_path / f"{'_'.join(categories)}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _files(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _fail_writes_of(monkeypatch, name: str, err: int):
+    """Make the atomic write of a file called ``name`` fail as a full disk / read-only folder does:
+    ENOSPC when its data is flushed, EROFS / EACCES when its temporary file is created."""
+    import errno
+    import os as _os
+    import tempfile as _tempfile
+
+    from padim_bench.store import files
+
+    real_fsync, real_mkstemp = _os.fsync, _tempfile.mkstemp
+
+    def fsync(fd):
+        if err == errno.ENOSPC and _os.readlink(f"/proc/self/fd/{fd}").split("/")[-1].startswith(f".{name}."):
+            raise OSError(errno.ENOSPC, _os.strerror(errno.ENOSPC))
+        return real_fsync(fd)
+
+    def mkstemp(*a, **k):
+        if err != errno.ENOSPC and k.get("prefix") == f".{name}.":
+            raise PermissionError(err, _os.strerror(err), str(k.get("dir")))
+        return real_mkstemp(*a, **k)
+
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
+
+
+@pytest.mark.parametrize("err_name", ["ENOSPC", "EROFS"])
+@pytest.mark.parametrize("victim", ["gravel.json", "results.json"])
+def test_a_failed_record_write_keeps_the_existing_records_and_names_the_file(tmp_path, demo_data, monkeypatch,
+                                                                              err_name, victim):
+    """A full disk (ENOSPC at the flush) or a read-only folder (EROFS at the temporary file) while
+    the second category's record or the results are written: exit status 2, a one-line error
+    naming the file, every existing file byte for byte as before, no temporary file left, and the
+    run resumes once the disk has room."""
+    import errno
+
+    from typer.testing import CliRunner
+
+    from padim_bench.cli import app
+
+    runner_ = CliRunner()
+    assert runner_.invoke(app, ["run", str(_two_category_config(tmp_path, demo_data, ["brick"])), "--quiet"]).exit_code == 0
+    out = tmp_path / "out"
+    before = _files(out)
+    _fail_writes_of(monkeypatch, victim, getattr(errno, err_name))
+    both = _two_category_config(tmp_path, demo_data, ["brick", "gravel"])
+    res = runner_.invoke(app, ["run", str(both), "--quiet"])
+    assert res.exit_code == 2, res.output
+    errors = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and victim in errors[0] and errors == res.output.strip().splitlines()[-1:], res.output
+    assert ("No space left" if err_name == "ENOSPC" else "Read-only") in errors[0]
+    after = _files(out)
+    assert {k: v for k, v in after.items() if k in before} == before  # existing records intact
+    assert not [k for k in after if k.endswith(".tmp")] and not (out / ".padim-bench.lock").exists()
+    for name, blob in after.items():
+        if name.endswith(".json"):
+            json.loads(blob)  # no half-written record
+    monkeypatch.undo()
+    res = runner_.invoke(app, ["run", str(both), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert [c["category"] for c in json.loads((out / "results.json").read_text())["categories"]] == ["brick", "gravel"]
+
+
+def test_a_read_only_output_folder_is_refused_before_any_fit(tmp_path, demo_data, monkeypatch):
+    """chmod'ed read-only for real (skipped as root, where permissions do not deny writes; the
+    injected EROFS above covers that case)."""
+    import os as _os
+    import stat
+
+    from typer.testing import CliRunner
+
+    from padim_bench.cli import app
+
+    if _os.geteuid() == 0:
+        pytest.skip("running as root: chmod does not make a folder read-only (see the injected EROFS test)")
+    cfg = _two_category_config(tmp_path, demo_data, ["brick"])
+    runner_ = CliRunner()
+    assert runner_.invoke(app, ["run", str(cfg), "--quiet"]).exit_code == 0
+    out = tmp_path / "out"
+    before = _files(out)
+    monkeypatch.setattr(runner, "_run_fresh", lambda *a, **k: pytest.fail("fitted into a read-only folder"))
+    for folder in (out, out / "categories"):
+        folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        res = CliRunner().invoke(app, ["run", str(cfg), "--quiet", "--force"])
+    finally:
+        for folder in (out, out / "categories"):
+            folder.chmod(stat.S_IRWXU)
+    assert res.exit_code == 2 and "cannot write there" in res.output and str(out) in " ".join(res.output.split())
+    assert _files(out) == before

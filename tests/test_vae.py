@@ -194,6 +194,8 @@ def test_state_dict_round_trip(extractor, images):
     assert fresh.describe() == m.describe()
     with pytest.raises(PadimBenchError, match="latent"):
         Vae(tiny(latent_channels=8), extractor).load_state_dict(m.state_dict())
+    with pytest.raises(PadimBenchError, match="decoder resnet18"):
+        Vae(tiny(decoder="resnet18"), extractor).load_state_dict(m.state_dict())
 
 
 @pytest.mark.parametrize("kw, key", [
@@ -202,10 +204,72 @@ def test_state_dict_round_trip(extractor, images):
     (dict(beta=-1.0), "beta"), (dict(beta=float("nan")), "beta"), (dict(rotation_deg=-1.0), "rotation_deg"),
     (dict(aug_crop=300), "aug_crop"), (dict(input_size=290), "input_size"),
     (dict(checkpoint_every=0), "checkpoint_every"), (dict(checkpoint_dir=" "), "checkpoint_dir"),
+    (dict(decoder="resnet50"), "decoder"),
 ])
 def test_params_validation(kw, key):
     with pytest.raises(ConfigError, match=key):
         dataclasses.replace(VaeParams(), **kw).check()
+
+
+def _up_block(c_in: int, c_out: int, up: bool) -> int:
+    """Parameters of a mirrored BasicBlock, by hand: two 3x3 convolutions without bias, their
+    BatchNorms (weight + bias), and a 1x1 shortcut with its BatchNorm when the shape changes."""
+    return 9 * c_in * c_in + 2 * c_in + 9 * c_in * c_out + 2 * c_out + (c_in * c_out + 2 * c_out if up or c_in != c_out else 0)
+
+
+def test_decoder_is_a_mirrored_resnet18_and_the_paper_sized_vae_is_22m():
+    """Counted by hand (ResNet18's layer4..layer1 backwards, the stem as a 7x7 transposed
+    convolution) and the VAE of the paper's Table VIII: ResNet18 encoder (torchvision's 11,176,512
+    trunk parameters) + heads + decoder = about 22.4 M float32 parameters, 0.09 GB."""
+    latent = 32
+    blocks = [(512, 512, False), (512, 256, True), (256, 256, False), (256, 128, True),
+              (128, 128, False), (128, 64, True), (64, 64, False), (64, 64, False)]
+    decoder = latent * 512 + 512 + sum(_up_block(*b) for b in blocks) + 64 * 3 * 49 + 3
+    encoder = 11_176_512 + 2 * (512 * latent + latent)
+    state = Vae.predict_state_nbytes(VaeParams(latent_channels=latent, decoder="resnet18"), "resnet18", ["layer4"],
+                                     256, 242)
+    assert state == {"encoder": 4 * encoder, "decoder": 4 * decoder}
+    assert 22.3e6 < encoder + decoder < 22.5e6 and round(sum(state.values()) / 1e9, 2) == 0.09
+    # the old decoder, kept as `small`: the 1,589,651 parameters the committed run before issue 17
+    # recorded for EfficientNet-Lite0's layer4 (320 channels)
+    small = 32 * 512 + 512 + 9 * (512 * 256 + 256 * 128 + 128 * 64 + 64 * 32 + 32 * 16) \
+        + 2 * (256 + 128 + 64 + 32 + 16) + 16 * 3 * 9 + 3
+    assert small == 1_589_651
+    params = VaeParams(latent_channels=latent, decoder="small")
+    assert Vae.predict_state_nbytes(params, "efficientnet_lite0", ["layer4"], 256, 242)["decoder"] == 4 * small
+
+
+def test_decoder_key_keeps_the_hashes_of_runs_made_before_it():
+    """A config without ``decoder`` (every record before the key) is the small decoder and keeps
+    the hash it had: the committed run's stored hash, not a value typed here; resnet18 is re-keyed."""
+    stored = json.loads((CONFIGS.parent / "results/runs/mvtec_vae_cpu/run.json").read_text())
+    if "decoder" in stored["config"]["method"]:
+        pytest.skip("the committed VAE run was made with the decoder key")
+    from padim_bench.config import config_from_dict
+
+    old = config_from_dict(stored["config"])
+    assert old.method.params.decoder == "small" and old.config_hash() == stored["config_hash"]
+    small = config_from_dict({**stored["config"], "method": {**stored["config"]["method"], "decoder": "small"}})
+    big = config_from_dict({**stored["config"], "method": {**stored["config"]["method"], "decoder": "resnet18"}})
+    assert small.config_hash() == old.config_hash() and big.config_hash() != old.config_hash()
+
+
+def test_shipped_vae_configs_are_the_paper_sized_vae():
+    for name in ("mvtec_vae.yaml", "mvtec_vae_cpu.yaml"):
+        assert load_config(CONFIGS / name).method.params.decoder == "resnet18", name
+
+
+def test_decoder_output_size_for_every_stride():
+    """Any power-of-two stride decodes back to the input size, in [0, 1]."""
+    from torch import nn
+
+    from padim_bench.methods.vae_net import VaeNet
+
+    for stride in (2, 4, 8, 16, 32, 64):
+        net = VaeNet(nn.Identity(), nn.Identity(), "x", 4, stride, 4).eval()
+        with torch.no_grad():
+            out = net.decode(torch.randn(1, 4, 2, 2))
+        assert out.shape == (1, 3, 2 * stride, 2 * stride) and 0 <= float(out.min()) <= float(out.max()) <= 1
 
 
 def test_one_layer_and_divisible_size(extractor, images):

@@ -184,7 +184,8 @@ class RunConfig:
     def config_hash(self) -> str:
         """First 12 hex digits of the SHA-256 of the canonical JSON of everything that changes the
         numbers of a category: the name, ``dataset.categories``, ``dataset.root``, the output and
-        runtime sections and hash-neutral method keys are left out. Keys the model cache.
+        runtime sections and hash-neutral method keys are left out, and so is a method key added later
+        while it holds the value every run had before it (``HASH_OMITTED_AT``). Keys the model cache.
 
         The data root is a place, not the data: the same dataset under another path (or the same
         path written relative vs absolute) is the same experiment, and which files a finished
@@ -197,6 +198,9 @@ class RunConfig:
         d["dataset"].pop("root")
         for key in getattr(type(self.method.params), "HASH_NEUTRAL", ()):
             d["method"].pop(key, None)
+        for key, legacy in getattr(type(self.method.params), "HASH_OMITTED_AT", {}).items():
+            if d["method"].get(key) == legacy:  # a key added later, at the value runs had before it
+                d["method"].pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def run_hash(self) -> str:

@@ -19,10 +19,15 @@ Architecture (ours, where the paper is silent):
   256 -> 8x8). BatchNorm layers train with batch statistics and score with running ones.
 - **Latent**: two 1x1 convolutions give ``mu`` and ``logvar`` (``latent_channels`` x S/32 x S/32);
   reparameterisation ``z = mu + exp(logvar / 2) * eps`` during training; ``z = mu`` for scoring.
-- **Decoder**: a 1x1 convolution to 512 channels, then one stage per factor 2 of the stride
-  (nearest 2x upsampling, 3x3 convolution, BatchNorm, ReLU; widths 512, 256, 128, 64, 32, 16),
-  then a 3x3 convolution to RGB and a sigmoid: the reconstruction lies in [0, 1] and is compared
-  with the un-normalised input in [0, 1].
+- **Decoder** (``method.decoder``): a 1x1 convolution from the latent, then by default
+  (``resnet18``) torchvision's ResNet18 trunk mirrored (residual blocks upsampling where the
+  encoder's downsample, a 7x7 transposed convolution to RGB; :mod:`~padim_bench.methods.vae_net`),
+  so that with the paper's ResNet18 encoder the VAE has 22.4 M float32 parameters (0.09 GB, the
+  paper's Table VIII; the shipped configs set it); ``small`` is the 1.6 M-parameter decoder of the
+  runs before issue 17 and the default, so that their records (which lack the key) keep their
+  meaning and their hashes. A
+  sigmoid ends both: the reconstruction lies in [0, 1] and is compared with the un-normalised
+  input in [0, 1].
 - **Loss** per image: sum of squared errors over (3, S, S) + ``beta`` * KL(q(z|x) || N(0, I))
   summed over the latent; averaged over the mini-batch. ``beta = 1`` is the standard VAE
   evidence lower bound with a unit-variance Gaussian likelihood up to constants (the paper gives no
@@ -48,7 +53,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, PadimBenchError
 from .base import METHODS, Method, MethodMemory, MethodSpec
-from .vae_net import VaeNet, meta_net_bytes, net_param_counts, vae_loss  # noqa: F401  (vae_loss: importable here)
+from .vae_net import DECODERS, VaeNet, meta_net_bytes, net_param_counts, vae_loss  # noqa: F401  (vae_loss: importable here)
 from .vae_train import TrainPosition, VaeTraining
 
 
@@ -71,6 +76,10 @@ class VaeParams:
         checkpoint_dir: folder of resumable training checkpoints, or ``None`` (off).
         checkpoint_every: save a checkpoint every this many epochs (also after the last one).
         progress: show a progress bar with the running loss while training.
+        decoder: ``resnet18`` (the mirrored ResNet18, about 11.2 M parameters: the paper-sized
+            VAE; every shipped config sets it) or ``small`` (about 1.6 M; the default, so that the
+            records of the runs before this key, made with it, keep their meaning and hashes),
+            see :mod:`.vae_net`.
     """
 
     latent_channels: int = 32
@@ -86,9 +95,13 @@ class VaeParams:
     checkpoint_dir: str | None = None
     checkpoint_every: int = 5
     progress: bool = True
+    decoder: str = "small"
 
     #: keys that do not change the numbers: left out of the config hash (runs stay resumable)
     HASH_NEUTRAL = ("checkpoint_dir", "checkpoint_every", "progress")
+    #: keys added later, left out of the config hash at the value of the runs before them: a
+    #: record without ``decoder`` was made with the small one and keeps its hash and meaning
+    HASH_OMITTED_AT = {"decoder": "small"}
 
     def check(self) -> None:
         """Raises ConfigError on out-of-range values."""
@@ -108,6 +121,8 @@ class VaeParams:
                 "method: need input_size <= aug_crop <= aug_resize (paper: 256 <= 282 <= 292), got "
                 f"input_size {self.input_size}, aug_crop {self.aug_crop}, aug_resize {self.aug_resize}"
             )
+        if self.decoder not in DECODERS:
+            raise ConfigError(f"method.decoder: must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
         if self.checkpoint_dir is not None and not self.checkpoint_dir.strip():
             raise ConfigError("method.checkpoint_dir: empty string; use null to disable checkpoints")
 
@@ -149,7 +164,7 @@ class Vae(VaeTraining, Method):
         with torch.random.fork_rng(devices=[]):  # heads and decoder: seeded, global RNG untouched
             torch.manual_seed(self.seed)
             net = VaeNet(normalize, trunk, self.layer, self.enc_channels, self.stride,
-                         params.latent_channels)
+                         params.latent_channels, params.decoder)
         self.net = net.to(self.device).requires_grad_(True)
         self.net.eval()
         self.progress_display = None  # a rich Progress the runner attaches (see attach_progress)
@@ -173,7 +188,7 @@ class Vae(VaeTraining, Method):
         Raises:
             ConfigError: unknown backbone or layer, or not exactly one layer."""
         cls.check_embedding(params, {k: 0 for k in layers})
-        counts, _ = meta_net_bytes(backbone, tuple(layers), size, params.latent_channels)
+        counts, _ = meta_net_bytes(backbone, tuple(layers), size, params.latent_channels, params.decoder)
         return {k: v * 4 for k, v in counts.items()}
 
     @classmethod
@@ -188,13 +203,19 @@ class Vae(VaeTraining, Method):
         from ..memory.activations import ACTIVATION_FRACTION
 
         state = cls.predict_state_nbytes(params, backbone, layers, size, n_train)
-        _, per_image = meta_net_bytes(backbone, tuple(layers), size, params.latent_channels)
+        _, per_image = meta_net_bytes(backbone, tuple(layers), size, params.latent_channels, params.decoder)
         return MethodMemory(
             state={f"{k} parameters (float32)": v for k, v in state.items()},
             fit={"gradients and Adam moments": 3 * sum(state.values()), "training images (uint8)": n_train * 3 * size * size,
                  "training activations": 2 * params.batch_size * per_image},
             score={"activations of a batch": int(min(batch, n_test) * ACTIVATION_FRACTION * per_image)},
             runs_backbone=False)
+
+    @classmethod
+    def variant_parts(cls, settings: Any) -> list[str]:
+        """``small decoder`` for the runs with the decoder before issue 17 (records without the key
+        too), so that their rows are never averaged with the paper-sized VAE's."""
+        return ["small decoder"] if settings.get("decoder", "small") == "small" else []
 
     def attach_progress(self, progress: Any) -> None:
         """Report training in ``progress`` (a ``rich.progress.Progress`` already started) instead of
@@ -272,6 +293,7 @@ class Vae(VaeTraining, Method):
             "backbone": self.extractor.name,
             "layer": self.layer,
             "latent_channels": self.params.latent_channels,
+            "decoder": self.params.decoder,
             "info": json.loads(json.dumps(self.info)),  # plain data only
         }
 
@@ -279,12 +301,13 @@ class Vae(VaeTraining, Method):
         """Raises PadimBenchError when the state is of another method, backbone or latent size."""
         if state.get("method") != self.name:
             raise PadimBenchError(f"state is for method {state.get('method')!r}, not {self.name!r}")
-        if (state["backbone"], state["layer"], state["latent_channels"]) != (
-                self.extractor.name, self.layer, self.params.latent_channels):
+        decoder = state.get("decoder", "small")  # models saved before the decoder key had the small one
+        if (state["backbone"], state["layer"], state["latent_channels"], decoder) != (
+                self.extractor.name, self.layer, self.params.latent_channels, self.params.decoder):
             raise PadimBenchError(
                 f"state was trained with {state['backbone']} {state['layer']} latent "
-                f"{state['latent_channels']}, not {self.extractor.name} {self.layer} latent "
-                f"{self.params.latent_channels}")
+                f"{state['latent_channels']} decoder {decoder}, not {self.extractor.name} {self.layer} "
+                f"latent {self.params.latent_channels} decoder {self.params.decoder}")
         self.net.load_state_dict(state["model"])
         self.net.eval()
         self.size = None if state["size"] is None else int(state["size"])

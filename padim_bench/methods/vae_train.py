@@ -44,6 +44,7 @@ from torch import Tensor
 from torchvision.transforms import InterpolationMode
 
 from ..errors import PadimBenchError
+from ..store.files import WriteError
 from .vae_net import vae_loss
 
 CHECKPOINT_VERSION = 1
@@ -169,8 +170,12 @@ class VaeTraining:
             **pos,
         }
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
+        try:
+            torch.save(blob, tmp)
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as e:  # a full disk: no partial checkpoint is left
+            tmp.unlink(missing_ok=True)
+            raise WriteError(path, e) from e
 
     def _load_checkpoint(self, path: Path, key: str) -> dict[str, Any] | None:
         if not path.is_file():
@@ -288,6 +293,7 @@ class VaeTraining:
             "latent_shape": [p.latent_channels, h // self.stride, w // self.stride],
             "encoder": {"backbone": self.extractor.name, "weights": self.extractor.weights,
                         "layer": self.layer, "stride": self.stride, "channels": self.enc_channels},
+            "decoder": p.decoder,
             "augmentation": {"rotation_deg": p.rotation_deg, "resize": p.aug_sizes(h)[0],
                              "random_crop": p.aug_sizes(h)[1], "centre_crop": h},
             "n_augmented": p.n_augmented,

@@ -238,8 +238,10 @@ def _chart_sections(runs: list[Run], columns: list[str], column_labels: list[str
     faded = " " + FADED_TEXT[0].upper() + FADED_TEXT[1:].replace("\n", " ") + "." if any(r.caveats for r in runs) else ""
     bars = figs.save("bars", bar_figure(_bar_data(runs, columns, paper), columns, column_labels, METRICS))
     cost = figs.save("cost", cost_figure(_cost_data(runs, paper)))
+    contended = "".join(f'<p class="note problem">{H.esc(n)}</p>'  # flagged as `run` warns: shared timings
+                        for n in tables.contention_notes([r.record for r in runs], ("fit", "batch-1 timing")))
     return [Section("methods", "Methods compared", figs.html(bars, "metrics per category", _BARS_NOTE + faded)),
-            Section("cost", "Time and memory", figs.html(cost, "time and memory", _COST_NOTE + faded))]
+            Section("cost", "Time and memory", figs.html(cost, "time and memory", _COST_NOTE + faded) + contended)]
 
 
 def _tables_section(runs: list[Run], paper_tables: Sequence[str], problems: list[str]) -> Section:

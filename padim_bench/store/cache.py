@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .files import WriteError
+
 
 def _fingerprint(paths: list[Path], mtime: bool, salt: str) -> str:
     h = hashlib.sha256(salt.encode())
@@ -61,14 +63,18 @@ def save_model(method: Any, path: Path, extra: dict[str, Any]) -> None:
     """Save ``method.state_dict()`` plus ``extra`` (plain data) atomically at ``path``.
 
     Raises:
-        OSError: the folder is not writable.
+        WriteError: (an OSError) the folder is not writable or the disk is full; no partial file is left.
     """
     import torch  # here, so that reading results never imports torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"state": method.state_dict(), **extra}, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state": method.state_dict(), **extra}, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch's writer reports a full disk as a RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise WriteError(path, e) from e
 
 
 def load_cached(method: Any, path: Path, fingerprint: str) -> dict[str, Any] | None:

@@ -8,15 +8,39 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..errors import PadimBenchError
+
+
+class WriteError(PadimBenchError, OSError):
+    """A file could not be written (full disk, read-only folder, ...): a one-line message naming
+    the file; ``errno``, ``strerror`` and ``filename`` (the target, not the temporary file) as
+    the OSError it stands for. The previous file at that path, if any, is unchanged."""
+
+    def __init__(self, path: Path, cause: Exception) -> None:
+        reason = getattr(cause, "strerror", None) or cause
+        super().__init__(f"{path}: cannot write it ({reason}); the previous file, if any, is unchanged")
+        self.errno, self.strerror, self.filename = getattr(cause, "errno", None), str(reason), str(path)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
 
 def atomic_write_bytes(path: str | Path, blob: bytes) -> None:
     """Write ``blob`` to ``path`` via a temporary file in the same folder and ``os.replace``, so
     a crash never leaves a partial file; permissions follow the umask, as a plain open would.
 
     Raises:
-        OSError: the folder cannot be created or written.
+        WriteError: (an OSError and a PadimBenchError) the folder cannot be created or written,
+            e.g. a full disk (ENOSPC) or a read-only folder; no temporary file is left behind.
     """
     path = Path(path)
+    try:
+        _write_via_temporary(path, blob)
+    except OSError as e:
+        raise WriteError(path, e) from e
+
+
+def _write_via_temporary(path: Path, blob: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -42,7 +66,7 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     """:func:`atomic_write_text` of ``obj`` as indented JSON (NaN is not allowed: use null).
 
     Raises:
-        OSError: not writable. ValueError: NaN or infinity in ``obj``. TypeError: not plain data.
+        WriteError: not writable. ValueError: NaN or infinity in ``obj``. TypeError: not plain data.
     """
     atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
 

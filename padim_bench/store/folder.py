@@ -169,7 +169,8 @@ class RunFolder:
             atomic_write_text(files[2], markdown_table(record))
             atomic_write_text(files[3], flat_csv([record]))
         except OSError as e:
-            raise PadimBenchError(f"{self.path}: cannot write the results ({e.strerror or e})") from None
+            raise PadimBenchError(f"{e.filename or self.path}: cannot write the results ({e.strerror or e}); "
+                                  "the previous file is unchanged") from None
         return files
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from rich.table import Table
 
 from ..console import make_console
 from ..errors import PadimBenchError
-from ..store import consolidate_run
+from ..store import consolidate_run, run_folder_lock
 from .execute import (MEMORY_FRACTION, LocalBackend, MemoryScheduler, RayBackend, cpu_cores, drive, import_ray,
                       ray_nodes)
 from ..memory import available_ram_bytes
@@ -115,14 +116,27 @@ def run_sweep(plan: SweepPlan, *, executor: str = "local", address: str | None =
     :mod:`padim_bench.sweep.execute`); failures are recorded and do not stop the others.
 
     Raises:
-        PadimBenchError: a job's folder holds another run (without ``force``), an unknown
-            executor, Ray missing or unreachable. Failed jobs do not raise: see
+        PadimBenchError: a job's folder holds another run (without ``force``) or is being
+            written by another process (``store.FolderLocked``), an unknown executor, Ray missing
+            or unreachable. Failed jobs do not raise: see
             :attr:`SweepResult.failed`.
     """
     console = console or make_console(stderr=True)
     _check_conflicts(plan, force)
     if executor not in ("local", "ray"):
         raise PadimBenchError(f"--executor {executor!r}: use local or ray")
+    with ExitStack() as locks:  # every run folder of the sweep, from the first write to the last consolidation
+        tokens = {Path(r.config.output.dir): locks.enter_context(run_folder_lock(r.config.output.dir, console=console))
+                  for r in plan.runs}
+        return _run_locked(plan, tokens, console, executor=executor, address=address, jobs=jobs, threads=threads,
+                           memory_gb=memory_gb, allow_oversize=allow_oversize, force=force, show_progress=show_progress)
+
+
+def _run_locked(plan: SweepPlan, tokens: dict[Path, str], console: Console, *, executor: str, address: str | None,
+                jobs: int | None, threads: int | None, memory_gb: float | None, allow_oversize: bool, force: bool,
+                show_progress: bool) -> SweepResult:
+    """:func:`run_sweep` once it holds the lock of every run folder (``tokens``: the lock's token
+    by folder, given to the jobs that write under it)."""
     result = SweepResult(skipped=[j.id for j in plan.jobs if j.status == "finished"])
     for j in plan.jobs:  # an earlier failure of a job finished since (e.g. by `padim-bench run`) is stale
         if j.status == "finished":
@@ -138,7 +152,7 @@ def run_sweep(plan: SweepPlan, *, executor: str = "local", address: str | None =
     def spec_of(job: Job) -> dict[str, Any]:
         return {"id": job.id, "config": job.config, "category": job.category, "threads": ex.job_threads(job),
                 "force": force or job.reason == "--force", "reuse_results": plan.reuse_results, "cwd": cwd,
-                "error_file": str(plan.error_file(job))}
+                "error_file": str(plan.error_file(job)), "lock_token": tokens[job.folder]}
 
     index = SweepIndex(plan, ex.sizing)
     runnable, alone_ok = _admit(plan, todo, ex, allow_oversize, executor == "local", result, index)

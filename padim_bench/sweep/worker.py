@@ -49,7 +49,8 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
             this job's one category), ``category``, ``threads`` (torch threads, or None to keep
             the config's / torch's), ``force``, ``reuse_results`` (keep categories made by other
             code), ``cwd`` (folder relative paths are resolved from;
-            the sweep's own), ``error_file`` (where a failure is recorded).
+            the sweep's own), ``error_file`` (where a failure is recorded), ``lock_token`` (the
+            token of the sweep's lock on the run folder, or None: the job locks it itself).
 
     Returns:
         ``status`` ``done`` with the category's ``metrics``, or ``failed`` with ``error_type``,
@@ -75,7 +76,7 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
             if spec.get("threads") and not cfg.runtime.threads:
                 torch.set_num_threads(int(spec["threads"]))
             record = run(cfg, force=bool(spec.get("force")), console=Console(file=io.StringIO()), show_progress=False,
-                         reuse_results=bool(spec.get("reuse_results")))
+                         reuse_results=bool(spec.get("reuse_results")), lock_token=spec.get("lock_token"))
         cat = next(c for c in record["categories"] if c["category"] == spec["category"])
         return {**base, "status": "done", "metrics": cat["metrics"], "seconds": time.perf_counter() - t0,
                 "peak_rss_bytes": _peak_rss_bytes(cat.get("memory")), "torch_threads": torch.get_num_threads(),

@@ -12,7 +12,8 @@ from ..data import dataset_class, record_dataset
 from ..errors import PadimBenchError
 from .cells import (GROUP_KINDS, Cell, TableData, analog_row_for, dataset_name, extra_label, group_size, in_table,
                     measured_value, row_for, table_dataset)
-from .notes import same_backbone_ratios, synthetic_notes, table6_drops, table7_ratios
+from .notes import (contended_tag, contention_notes, same_backbone_ratios, synthetic_notes, table6_drops,
+                    table7_ratios)
 from .table8 import build_table8
 
 #: what the paper values' tags mean (paper.yaml; the CSV's ``tag`` column)
@@ -146,10 +147,12 @@ def _build(table: str, records: list[dict[str, Any]], pcells: list[reference.Pap
         tag = key[len(base):]  # the paper's own row, not flagged; Table VII's times hold with random weights
         genuine = base == paper_key and ("[" not in tag or (table == "7" and "SYNTHETIC" not in tag))
         dataset = dataset_name(recs[0]) if recs else table_dataset(table)  # whose groups the row's means are
+        if table == "7":
+            label += contended_tag(recs)  # after the ratios' " [" split point: the row stays matched
         data.rows.append((label, [_cell(pcells, recs, paper_key if genuine else None, column, metric, dataset)
                                   for column, metric in columns]))
     if table == "7":
-        data.notes += table7_ratios(data) + same_backbone_ratios(records)
+        data.notes += table7_ratios(data) + same_backbone_ratios(records) + contention_notes(records)
     if table == "6":
         data.notes += table6_drops(records)
     data.notes += dataset_class(table_dataset(table)).table_notes(records)

@@ -24,7 +24,7 @@ PERCENT_METRICS = ("image_roc_auc", "pixel_roc_auc", "pro")
 #: group columns and the kind of category each averages (None: every category)
 GROUP_KINDS = {"textures": "texture", "objects": "object", "all": None}
 #: defaults of the method parameters that paper rows may name, when a record lacks them
-_ROW_DEFAULTS = {"reduction": "random", "combine": "joint"}
+_ROW_DEFAULTS = {"reduction": "random", "combine": "joint", "decoder": "small"}
 
 
 @dataclass

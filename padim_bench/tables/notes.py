@@ -1,5 +1,5 @@
-"""The notes under the paper tables that compare runs with one another (Tables VI and VII) and
-label generated data."""
+"""The notes under the paper tables that compare runs with one another (Tables VI and VII), flag
+contended timings (Table VII) and label generated data."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import statistics
 from typing import Any
 
 from .. import reference
+from ..contention import BUSY_CORES, busy_cores, contended
 from ..methods import method_class
 from .cells import TableData
 
@@ -88,4 +89,36 @@ def table7_ratios(data: TableData) -> list[str]:
         if a and b and a.paper and b.paper:
             ours = f"{a.ours / b.ours:.2f}" if a.ours and b.ours else "not measured"
             notes.append(f"ratio {num} / {den}: paper {a.paper / b.paper:.2f}, ours {ours}")
+    return notes
+
+
+def contended_tag(records: list[dict[str, Any]]) -> str:
+    """A Table VII row's flag: `` [contended timing: bottle, grid]`` naming the categories of
+    ``records`` whose batch-1 timing (the s/image) was shared with other processes
+    (:data:`padim_bench.contention.BUSY_CORES`), or ``""``."""
+    cats = sorted({c["category"] for r in records for c in r["categories"] if contended(c, "batch-1 timing")})
+    return f" [contended timing: {', '.join(cats)}]" if cats else ""
+
+
+def contention_notes(records: list[dict[str, Any]], spans: tuple[str, ...] = ("batch-1 timing",)) -> list[str]:
+    """Notes on load (Table VII: the batch-1 timing; the report: the fit too): each category span
+    timed while other processes kept more than ``BUSY_CORES`` cores busy (its figure stays in the
+    means, flagged, not dropped), and the runs whose records do not say (made before the figure was
+    recorded)."""
+    busy, unknown = [], {}
+    for r in records:
+        name = str(r.get("_path", r.get("name", "run")))
+        for c in r["categories"]:
+            cores = (c.get("environment") or {}).get("cpu_count") or "?"
+            if all(busy_cores(c, span) is None for span in spans):
+                unknown.setdefault(name, []).append(c["category"])
+            busy += [f"{name} {c['category']} {span} ({busy_cores(c, span):.1f} of {cores} cores)"
+                     for span in spans if contended(c, span)]
+    notes = []
+    if busy:
+        notes.append(f"contended timing (other processes kept more than {BUSY_CORES} cores busy while it was timed; "
+                     "the time is inflated and still in the means): " + "; ".join(busy))
+    if unknown:
+        notes.append("timing load not recorded (records from before it was measured; see their load average): "
+                     + "; ".join(f"{name} ({', '.join(cats)})" for name, cats in unknown.items()))
     return notes
