@@ -29,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from . import metrics as M
 from . import store
-from .backbones import layer_names, layer_shapes, load_backbone
+from .backbones import check_weights, layer_names, layer_shapes, load_backbone
 from .config import RunConfig
 from .data import Dataset, dataset_for
 from .data.mvtec import CategorySplit
@@ -220,6 +220,7 @@ def run(
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     check_names(cfg)  # method, backbone, layers: before any file is read
+    check_weights(cfg.method.backbone, cfg.method.weights)  # a missing weights file: before any data is read
     dataset = dataset_for(cfg.dataset)
     data = dataset.prepare()  # every file's layout and decodability, before any model
     size = Preprocess(cfg.dataset.resize, cfg.dataset.crop, cfg.dataset.interpolation).size

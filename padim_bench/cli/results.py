@@ -21,6 +21,9 @@ def table(
                                                                 "the file's suffix (.md, .csv, .tex; other suffixes md); "
                                                                 "rich with -o writes md")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
+    sort: Annotated[str, typer.Option("--sort", help="table backbones: the column rows are ranked by (image_roc_auc, "
+                                                     "pixel_roc_auc, pro, fit_s, infer_s_per_image, state_gb, "
+                                                     "fit_peak_gb)")] = "image_roc_auc",
 ) -> None:
     """Show a paper table with the paper's value, ours and the difference in every cell.
 
@@ -47,7 +50,14 @@ def table(
                 raise PadimBenchError(f"--output {output}: a run's folder or file (a run writes {', '.join(run_files)}); "
                                       "write the table elsewhere")
         records = store.read_results(results or [])
-        parts = tables.build(number, records)
+        if number == "backbones":  # the backbone comparison (padim_bench.tables.backbones)
+            from ..tables import backbones_render
+            from ..tables.backbones import build_backbones
+
+            parts = [build_backbones(records, sort)]
+            tables = backbones_render  # type: ignore[assignment]  # its to_rich / to_markdown / to_csv / to_latex
+        else:
+            parts = tables.build(number, records)
     except PadimBenchError as e:
         _fail(e)
     if fmt == "rich" and output is None:
@@ -161,15 +171,20 @@ def report_(
 
 
 @app.command("list")
-def list_(what: Annotated[str, typer.Argument(help="backbones, methods, datasets or layers")] = "backbones") -> None:
+def list_(what: Annotated[str, typer.Argument(help="backbones, methods, datasets or layers")] = "backbones",
+          search: Annotated[str, typer.Option("--search", help="backbones: only names containing this, "
+                                                               "timm's and torchvision's models included")] = "") -> None:
     """List registered backbones (with their layers), methods or datasets (and their demos)."""
-    from ..backbones import backbone_names, layer_names
     from ..data import DATASETS, demo_names
     from ..methods import METHODS
 
     if what in ("backbones", "layers"):
-        for name in backbone_names():
-            out_console.print(f"{name}: {', '.join(layer_names(name))}")
+        from .backbones import print_backbones
+
+        try:
+            print_backbones(search)
+        except PadimBenchError as e:
+            _fail(e)
     elif what == "methods":
         for name in METHODS.names():
             out_console.print(name)
