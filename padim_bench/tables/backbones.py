@@ -33,10 +33,6 @@ COLUMNS = {
     "fit_peak_gb": ("fit peak GB", "GB", False),
 }
 METRICS = ("image_roc_auc", "pixel_roc_auc", "pro")
-PAPER_ROWS = ("padim_r18", "padim_wr50", "padim_effb5")
-#: where each column's paper value is: (table, column of that table)
-_PAPER_SOURCE = {"image_roc_auc": ("5", "all"), "pixel_roc_auc": ("3", "all"), "pro": ("3", "all"),
-                 "infer_s_per_image": ("7", "all"), "state_gb": ("8", "mvtec_ad")}
 
 
 @dataclass(frozen=True)
@@ -110,7 +106,7 @@ def build_backbones(records: list[dict[str, Any]], sort: str = "image_roc_auc") 
     if random_rows:
         notes.append("RANDOM weights rows (seeded init) show time and memory only: their ROC-AUC / PRO say "
                      "nothing about the backbone")
-    return BackboneTable("Backbones compared: PaDiM and other methods per backbone", sections, common, notes)
+    return BackboneTable("Backbones compared: each method per backbone", sections, common, notes)
 
 
 def _group_key(rec: dict[str, Any]) -> tuple:
@@ -168,15 +164,17 @@ def _run_values(rec: dict[str, Any], common: list[str]) -> dict[str, float | Non
 
 
 def paper_rows() -> list[Row]:
-    """The paper's PaDiM rows (R18-Rd100, WR50-Rd550, EfficientNet-B5) from ``paper.yaml``."""
-    spec = load_paper()["rows"]
-    found = {(c.table, c.row, c.column, c.metric): c for t in {s[0] for s in _PAPER_SOURCE.values()}
+    """The paper's rows ``paper.yaml`` lists under ``backbones`` (PaDiM-R18-Rd100, WR50-Rd550,
+    EfficientNet-B5), each column from the table ``backbones.columns`` names."""
+    paper = load_paper()
+    spec, source = paper["rows"], paper["backbones"]["columns"]
+    found = {(c.table, c.row, c.column, c.metric): c for t in {s[0] for s in source.values()}
              for c in paper_cells(t)}
     rows = []
-    for key in PAPER_ROWS:
+    for key in paper["backbones"]["rows"]:
         values = {}
         for col in COLUMNS:
-            table, column = _PAPER_SOURCE.get(col, (None, None))
+            table, column = source.get(col, (None, None))
             cell = found.get((table, key, column, col))
             values[col] = Value(cell.value, None, 1, cell.tag) if cell else Value(None)
         rows.append(Row(spec[key]["label"], spec[key]["backbone"], "paper", values))
