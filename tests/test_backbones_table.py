@@ -66,7 +66,18 @@ def test_rows_are_means_over_the_shared_categories_with_seed_spread():
     assert (wr50["image_roc_auc"].mean, wr50["pixel_roc_auc"].mean, wr50["pro"].mean) == (95.3, 97.5, 92.1)
     assert (wr50["infer_s_per_image"].mean, wr50["state_gb"].mean) == (0.95, 3.8)
     assert paper[0].values["image_roc_auc"].mean is None and paper[2].values["image_roc_auc"].mean == 97.9
-    assert any("2 categories every run shown has (bottle, grid)" in n for n in t.notes)
+    assert any("measured rows: means over the 2 categories every such run has (bottle, grid)" in n for n in t.notes)
+
+
+def test_random_rows_have_their_own_category_intersection():
+    grid_only = _rec("timm/convnext_atto", [_cat("grid", 0.5, 0.5, 0.5, 1.0, 0.04, 0.2, 1.2)], weights="random")
+    t = build_backbones(RECORDS + [grid_only])
+    (_, real), (_, rand), _ = t.sections
+    assert real[0].values["image_roc_auc"].mean == pytest.approx(93.0)  # still bottle and grid
+    r18 = next(r for r in rand if r.backbone == "timm/resnet18")
+    assert r18.values["infer_s_per_image"].mean == pytest.approx(0.02)  # grid only now
+    assert r18.values["fit_s"].mean == pytest.approx(1.0)
+    assert any("RANDOM-weights rows: means over the 1 categories every such run has (grid)" in n for n in t.notes)
 
 
 def test_sort_by_time_and_errors():

@@ -4,9 +4,10 @@ method, the paper's PaDiM rows beside them.
 Rows group run records by method, backbone, weights, layers and the method's label parts (PaDiM's
 ``Rd100``); several records of a group are seeds (or repeated runs): a cell is the mean over them,
 with their standard deviation as the spread. Every row's values are means over the *same*
-categories: the intersection of the categories of every run shown (said in the notes), so that no
-row is averaged over easier categories than another. Runs with random backbone weights are rows of
-their own section, their ROC-AUC / PRO left out (not meaningful): time and memory only. The paper's
+categories: the intersection of the categories of every run of its section (said in the notes), so
+that no row is averaged over easier categories than another. Runs with random backbone weights are
+rows of their own section (with its own intersection), their ROC-AUC / PRO left out (not
+meaningful): time and memory only. The paper's
 rows (R18-Rd100, WR50-Rd550, EfficientNet-B5; ``padim_bench/reference/paper.yaml``, Tables III, V,
 VII, VIII) are over all 15 MVTec AD categories, on the paper's machine.
 """
@@ -80,6 +81,38 @@ def build_backbones(records: list[dict[str, Any]], sort: str = "image_roc_auc") 
         raise PadimBenchError(f"--sort {sort!r}: use one of {', '.join(COLUMNS)}")
     if not records:
         raise PadimBenchError("table backbones: no results given (run folders or results.json files)")
+    real = [r for r in records if _weights_kind(r["config"]["method"]["weights"]) != "random"]
+    random_recs = [r for r in records if r not in real]
+    real_rows, real_cats = _section(real)
+    random_rows, random_cats = _section(random_recs)
+    sections = [("measured here", _sorted(real_rows, sort)),
+                ("RANDOM backbone weights: time and memory only, ROC-AUC / PRO not meaningful",
+                 _sorted(random_rows, sort if sort not in METRICS else "infer_s_per_image")),
+                ("paper (all 15 MVTec AD categories, the paper's CPU)", paper_rows())]
+    sections = [(t, rs) for t, rs in sections if rs]
+    notes = [f"{what} rows: means over the {len(cats)} categories every such run has ({', '.join(cats)})"
+             for what, cats in (("measured", real_cats), ("RANDOM-weights", random_cats)) if cats]
+    notes += ["± = standard deviation over the runs (seeds) of a row, xN = N runs; fit s grows with the "
+              "training images, so compare it over the same categories",
+              "infer s/img: batch 1, after warm-up; fit peak GB: the fit's peak resident memory (VmHWM), "
+              "GB = 1e9 bytes; state GB: the fitted model incl. the backbone's parameters",
+              "paper rows: Tables III, V, VII (the paper's CPU), VIII (state: R18 with the backbone's parameters, "
+              "WR50 without, as the paper counts); ¹ one source only; the paper gives no R18 image ROC-AUC "
+              "and no B5 localization, time, memory or d"]
+    if random_rows:
+        notes.append("RANDOM weights rows (seeded init) show time and memory only: their ROC-AUC / PRO say "
+                     "nothing about the backbone")
+    return BackboneTable("Backbones compared: each method per backbone", sections, real_cats or random_cats, notes)
+
+
+def _section(records: list[dict[str, Any]]) -> tuple[list[Row], list[str]]:
+    """The rows of ``records`` (grouped, see the module doc) over the categories all of them have.
+
+    Raises:
+        PadimBenchError: the runs share no category.
+    """
+    if not records:
+        return [], []
     common = sorted(set.intersection(*({c["category"] for c in r["categories"]} for r in records)))
     if not common:
         listing = "; ".join(f"{r.get('_path', r['name'])}: {', '.join(c['category'] for c in r['categories'])}"
@@ -88,25 +121,7 @@ def build_backbones(records: list[dict[str, Any]], sort: str = "image_roc_auc") 
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for rec in records:
         groups.setdefault(_group_key(rec), []).append(rec)
-    rows = [_row(recs, common) for recs in groups.values()]
-    real = [r for r in rows if r.weights != "random"]
-    random_rows = [r for r in rows if r.weights == "random"]
-    sections = [("measured here", _sorted(real, sort)),
-                ("RANDOM backbone weights: time and memory only, ROC-AUC / PRO not meaningful",
-                 _sorted(random_rows, sort if sort not in METRICS else "infer_s_per_image")),
-                ("paper (all 15 MVTec AD categories, the paper's CPU)", paper_rows())]
-    sections = [(t, rs) for t, rs in sections if rs]
-    notes = [f"measured rows: means over the {len(common)} categories every run shown has ({', '.join(common)}); "
-             "± = standard deviation over the runs (seeds) of a row, xN = N runs",
-             "infer s/img: batch 1, after warm-up; fit peak GB: the fit's peak resident memory (VmHWM), "
-             "GB = 1e9 bytes; state GB: the fitted model incl. the backbone's parameters",
-             "paper rows: Tables III, V, VII (the paper's CPU), VIII (state: R18 with the backbone's parameters, "
-             "WR50 without, as the paper counts); ¹ one source only; the paper gives no R18 image ROC-AUC "
-             "and no B5 localization, time, memory or d"]
-    if random_rows:
-        notes.append("RANDOM weights rows (seeded init) show time and memory only: their ROC-AUC / PRO say "
-                     "nothing about the backbone")
-    return BackboneTable("Backbones compared: each method per backbone", sections, common, notes)
+    return [_row(recs, common) for recs in groups.values()], common
 
 
 def _group_key(rec: dict[str, Any]) -> tuple:
