@@ -134,3 +134,12 @@ def test_report_chart_marks_random_points_apart():
     texts = [t.get_text() for t in ax.texts]
     assert "timm/resnet18 (RANDOM)" in texts and "efficientnet_lite0" in texts and "PaDiM-WR50-Rd550" in texts
     assert ax.get_xscale() == "log"
+
+
+def test_times_taken_on_a_busy_machine_are_marked():
+    busy = _rec("efficientnet_lite0", [_cat("bottle", 0.99, 0.97, 0.90, 10.0, 0.06, 0.15, 1.3)])
+    busy["categories"][0]["time"]["other_cpu_cores_timing"] = 1.7  # the runner's measurement
+    t = build_backbones([busy])
+    row = t.sections[0][1][0]
+    assert row.values["infer_s_per_image"].tag == "busy" and row.values["fit_s"].tag is None
+    assert "| 10.000 | 0.060* |" in R.to_markdown(t) and any(n.startswith("* timed while") for n in t.notes)

@@ -34,6 +34,9 @@ COLUMNS = {
     "fit_peak_gb": ("fit peak GB", "GB", False),
 }
 METRICS = ("image_roc_auc", "pixel_roc_auc", "pro")
+#: the time columns and the span whose ``other_cpu_cores_<span>`` says how busy the machine was
+_TIMED = {"fit_s": "fit", "infer_s_per_image": "timing"}
+BUSY_CORES = 0.5  # as padim_bench.runner.BUSY_CORES: above it a timed span was not a quiet machine's
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,9 @@ def build_backbones(records: list[dict[str, Any]], sort: str = "image_roc_auc") 
               "paper rows: Tables III, V, VII (the paper's CPU), VIII (state: R18 with the backbone's parameters, "
               "WR50 without, as the paper counts); ¹ one source only; the paper gives no R18 image ROC-AUC "
               "and no B5 localization, time, memory or d"]
+    if any(r.values[k].tag == "busy" for _, rows in sections for r in rows for k in _TIMED):
+        notes.append(f"* timed while other processes used more than {BUSY_CORES} CPU cores on average "
+                     "(other_cpu_cores in the records): not a quiet machine's time")
     if random_rows:
         notes.append("RANDOM weights rows (seeded init) show time and memory only: their ROC-AUC / PRO say "
                      "nothing about the backbone")
@@ -152,12 +158,20 @@ def _row(recs: list[dict[str, Any]], common: list[str]) -> Row:
             values[key] = Value(None)
             continue
         spread = statistics.stdev(vals) if len(vals) > 1 else None
-        values[key] = Value(statistics.fmean(vals), spread, len(vals))
+        busy = key in _TIMED and _busy(recs, common, _TIMED[key])
+        values[key] = Value(statistics.fmean(vals), spread, len(vals), "busy" if busy else None)
     m = recs[0]["config"]["method"]
     weights = _weights_kind(m["weights"])
     if weights == "random":
         values.update({k: Value(None) for k in METRICS})
     return Row(_label(recs[0]), m["backbone"], weights, values)
+
+
+def _busy(recs: list[dict[str, Any]], common: list[str], span: str) -> bool:
+    """Whether other processes used more than :data:`BUSY_CORES` CPU cores during ``span`` of any
+    of the categories (the runner's ``other_cpu_cores_<span>``)."""
+    return any((c["time"].get(f"other_cpu_cores_{span}") or 0.0) > BUSY_CORES
+               for rec in recs for c in rec["categories"] if c["category"] in common)
 
 
 def _run_values(rec: dict[str, Any], common: list[str]) -> dict[str, float | None]:

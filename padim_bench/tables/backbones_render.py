@@ -12,7 +12,7 @@ from rich.table import Table
 
 from .backbones import COLUMNS, BackboneTable, Value
 
-_MARK = {"1": "¹", "?": "?"}
+_MARK = {"1": "¹", "?": "?", "busy": "*"}
 
 
 def value_text(v: Value, unit: str) -> str:
@@ -75,7 +75,7 @@ def to_csv(table: BackboneTable) -> str:
 def to_latex(table: BackboneTable) -> str:
     def esc(s: str) -> str:
         return (s.replace("&", r"\&").replace("%", r"\%").replace("_", r"\_").replace("±", r"$\pm$")
-                .replace("—", "--").replace("¹", r"$^1$"))
+                .replace("—", "--").replace("¹", r"$^1$").replace("*", r"$^*$"))
 
     lines = [r"\begin{table}", r"\centering", rf"\caption{{{esc(table.title)}}}",
              rf"\begin{{tabular}}{{l{'r' * len(COLUMNS)}}}", r"\hline",
