@@ -29,7 +29,7 @@ from rich.progress import Progress
 
 from . import metrics as M
 from . import store
-from .backbones import layer_names, layer_shapes, load_backbone
+from .backbones import check_weights, layer_names, layer_shapes, load_backbone
 from .config import RunConfig
 from .contention import BUSY_CORES  # run warns above it (a module global: tests set runner.BUSY_CORES)
 from .data import Dataset, dataset_for
@@ -274,6 +274,7 @@ def _start(cfg: RunConfig, console: Console, progress: RunProgress) -> tuple:
         torch.set_num_threads(cfg.runtime.threads)
     progress.phase("checking the names")
     check_names(cfg)  # method, backbone, layers: before any file is read
+    check_weights(cfg.method.backbone, cfg.method.weights)  # a missing weights file: before any data is read
     dataset = dataset_for(cfg.dataset)
     progress.phase("scanning and checking the data")
     data = dataset.prepare()  # every file's layout and decodability, before any model

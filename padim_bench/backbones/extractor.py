@@ -16,8 +16,9 @@ class FeatureExtractor(nn.Module):
     """Frozen backbone returning the activations of named layers.
 
     Attributes:
-        name, layers, weights (``"imagenet"``/``"random"``), weights_source (file or seed),
-        normalization, full_param_count (whole classification network incl. its classifier),
+        name, layers, weights (``"imagenet"``/``"random"``/``"file"``), weights_source (file or
+        seed), weights_sha256 (hex sha256 of the file loaded; ``None`` for random weights),
+        normalization (its description), mean and std (the RGB values applied), full_param_count (whole classification network incl. its classifier),
         channels and strides (per requested layer, measured by a dummy forward), nodes (alias ->
         resolved model node), memory_format (``torch.channels_last`` by default, see
         :meth:`set_memory_format`).
@@ -25,10 +26,11 @@ class FeatureExtractor(nn.Module):
 
     def __init__(self, spec: BackboneSpec, layers: tuple[str, ...], trunk: nn.Module,
                  nodes: dict[str, str], full_param_count: int, weights: str,
-                 weights_source: str) -> None:
+                 weights_source: str, weights_sha256: str | None = None) -> None:
         super().__init__()
         self.name, self.layers, self.nodes = spec.name, layers, nodes
-        self.weights, self.weights_source = weights, weights_source
+        self.weights, self.weights_source, self.weights_sha256 = weights, weights_source, weights_sha256
+        self.mean, self.std = tuple(spec.mean), tuple(spec.std)
         self.normalization, self.full_param_count = spec.normalization, full_param_count
         self.normalize, self.trunk = Normalize(spec.mean, spec.std), trunk
         self.requires_grad_(False)

@@ -1,14 +1,17 @@
 """Building backbones of any registered family: weights, seeding, layer checks, meta-device shapes.
 
-Weights: ``"imagenet"`` (the family's checkpoint, see its ``weights_path``) or ``"random"``
-(seeded init, for time/memory runs). Checkpoints are read with ``torch.load(weights_only=True)``
-only, after their sha256 is checked against their name (:func:`~.weights.check_hash`).
+Weights: ``"imagenet"`` (the family's checkpoint, see its ``weights_path``), ``"random"`` (seeded
+init, for time/memory runs) or the path of a local file (``.safetensors``, ``.pth``, ``.pt``,
+``.bin``: a state dict of the whole classifier, recorded with its sha256). Checkpoints are read with
+safetensors or ``torch.load(weights_only=True)`` only (:func:`~.weights.read_state_dict`), after
+their sha256 is checked against their name (:func:`~.weights.check_hash`).
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
+import os
 from typing import Sequence
 
 import torch
@@ -17,9 +20,14 @@ from torch import nn
 from ..errors import ConfigError, WeightsError
 from .base import BackboneFamily, BackboneSpec, resolve
 from .extractor import FeatureExtractor, Normalize
-from .weights import check_hash
+from .weights import WEIGHT_FILE_SUFFIXES, check_hash, read_state_dict, sha256_file
 
 _WEIGHTS = ("imagenet", "random")
+
+
+def is_weights_file(weights: str) -> bool:
+    """Whether a ``method.weights`` value names a local file (by its suffix)."""
+    return str(weights).lower().endswith(WEIGHT_FILE_SUFFIXES)
 
 
 def layer_names(name: str) -> list[str]:
@@ -84,17 +92,15 @@ def full_param_count(name: str) -> int:
 
 
 def check_weights(name: str, weights: str) -> None:
-    """Check that the weights a run asks for are available (cached or downloadable), without
-    building the model; ``random`` always is.
+    """Check that the weights a run asks for are available (cached or downloadable, or the file
+    given exists), without building the model; ``random`` always is.
 
     Raises:
         ConfigError: unknown backbone or weights value.
         WeightsError: as :func:`load_backbone` would.
     """
     family, spec = resolve(name)
-    _check_weights_value(weights)
-    if weights == "imagenet":
-        _weights_path(family, spec)
+    _weights_path(family, spec, weights)
 
 
 def load_backbone(name: str, layers: Sequence[str], weights: str = "imagenet", seed: int = 0,
@@ -104,8 +110,8 @@ def load_backbone(name: str, layers: Sequence[str], weights: str = "imagenet", s
     Args:
         name: Registered backbone (see ``backbone_names()``).
         layers: Layer aliases, e.g. ``["layer1", "layer2", "layer3"]``; output order follows this.
-        weights: ``"imagenet"`` (pretrained) or ``"random"`` (init under ``seed``, leaving the
-            global RNG state untouched).
+        weights: ``"imagenet"`` (pretrained), ``"random"`` (init under ``seed``, leaving the
+            global RNG state untouched) or a weights file's path (``.safetensors``/``.pth``/...).
         seed: Seed for ``weights="random"``.
         device: Where the module lives.
         channels_last: run the convolutions in NHWC layout (faster on CPU; see
@@ -121,10 +127,11 @@ def load_backbone(name: str, layers: Sequence[str], weights: str = "imagenet", s
     """
     family, spec = resolve(name)
     layers = _check_layers(spec, layers)
-    model, source = _build(family, spec, weights, seed)
+    model, source, digest = _build(family, spec, weights, seed)
     full_params = sum(p.numel() for p in model.parameters())
     trunk, nodes = family.trunk(spec, model, layers)
-    extractor = FeatureExtractor(spec, layers, trunk, nodes, full_params, weights, source)
+    kind = "file" if is_weights_file(weights) else weights
+    extractor = FeatureExtractor(spec, layers, trunk, nodes, full_params, kind, source, digest)
     return extractor.to(device).set_memory_format(channels_last)
 
 
@@ -135,30 +142,45 @@ def load_classifier(name: str, weights: str = "imagenet", seed: int = 0) -> nn.M
     Raises the same errors as :func:`load_backbone`.
     """
     family, spec = resolve(name)
-    model, _ = _build(family, spec, weights, seed)
+    model = _build(family, spec, weights, seed)[0]
     return nn.Sequential(Normalize(spec.mean, spec.std), model).eval().requires_grad_(False)
 
 
-def _check_weights_value(weights: str) -> None:
-    if weights not in _WEIGHTS:
-        raise ConfigError(f"unknown weights {weights!r}; valid: {', '.join(_WEIGHTS)}")
-
-
-def _build(family: BackboneFamily, spec: BackboneSpec, weights: str, seed: int) -> tuple[nn.Module, str]:
-    """The whole classification network (eval, CPU) and a description of its weights."""
-    _check_weights_value(weights)
-    path = _weights_path(family, spec) if weights == "imagenet" else None  # fail before building
+def _build(family: BackboneFamily, spec: BackboneSpec, weights: str,
+           seed: int) -> tuple[nn.Module, str, str | None]:
+    """The whole classification network (eval, CPU), a description of its weights (file or seed)
+    and the sha256 of the file loaded (``None`` for random weights)."""
+    path = _weights_path(family, spec, weights)  # fail before building
     with torch.random.fork_rng(devices=[]):  # random init never touches the global RNG state
         torch.manual_seed(seed)
         model = family.architecture(spec)
     if path is None:
-        return model.eval(), f"random init (seed {seed})"
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
-    return model.eval(), path
+        return model.eval(), f"random init (seed {seed})", None
+    try:
+        model.load_state_dict(read_state_dict(path), strict=True)
+    except RuntimeError as err:  # wrong architecture: missing / unexpected keys, shape mismatches
+        raise WeightsError(f"{path}: not a state dict of backbone {spec.name!r} "
+                           f"({str(err).splitlines()[0]} ...)") from None
+    return model.eval(), path, sha256_file(path)
 
 
-def _weights_path(family: BackboneFamily, spec: BackboneSpec) -> str:
-    """The family's checkpoint file for ``spec``, hash-checked."""
+def _weights_path(family: BackboneFamily, spec: BackboneSpec, weights: str) -> str | None:
+    """The weights file a run uses (the family's checkpoint for ``imagenet``, hash-checked; the
+    given file), or ``None`` for ``random``.
+
+    Raises:
+        ConfigError: unknown weights value. WeightsError: the file is missing.
+    """
+    if weights == "random":
+        return None
+    if is_weights_file(weights):
+        if not os.path.isfile(weights):
+            raise WeightsError(f"method.weights: weights file {weights} for backbone {spec.name!r} "
+                               "does not exist (or is not a file)")
+        return str(weights)
+    if weights not in _WEIGHTS:
+        raise ConfigError(f"unknown weights {weights!r}; valid: {', '.join(_WEIGHTS)} or a weights file "
+                          f"({', '.join(WEIGHT_FILE_SUFFIXES)})")
     if spec.imagenet_weights is None:
         raise WeightsError(f"no ImageNet weights for backbone {spec.name!r} are installed or "
                            "downloadable; use `weights: random` for time/memory runs")

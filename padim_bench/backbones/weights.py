@@ -22,6 +22,7 @@ from ..errors import WeightsError
 KNOWN_SHA256 = {
     "resnet18-f37072fd.pth": "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec",
 }
+WEIGHT_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")  # what ``method.weights`` may name
 _PROBE_TIMEOUT_S = 3.0  # connectivity check before a download, so offline machines fail fast
 _READ_TIMEOUT_S = 30.0  # per-socket-operation timeout during a download
 
@@ -33,9 +34,8 @@ def cached_checkpoint(backbone: str, url: str) -> str:
         WeightsError: absent and the download failed; the message gives the URL, the file name,
             the folder and the expected hash.
     """
-    fname = os.path.basename(urllib.parse.urlparse(url).path)
-    folder = os.path.join(torch.hub.get_dir(), "checkpoints")  # torchvision's cache location
-    path = os.path.join(folder, fname)
+    path = checkpoint_path(url)
+    folder, fname = os.path.split(path)
     if not os.path.isfile(path):
         try:
             download(url, path, _hash_prefix(fname))
@@ -48,17 +48,20 @@ def cached_checkpoint(backbone: str, url: str) -> str:
     return path
 
 
+def checkpoint_path(url: str) -> str:
+    """Where torch hub keeps ``url``'s file: ``<torch.hub.get_dir()>/checkpoints/<file>``."""
+    fname = os.path.basename(urllib.parse.urlparse(url).path)
+    return os.path.join(torch.hub.get_dir(), "checkpoints", fname)  # torchvision's cache location
+
+
 def check_hash(path: str) -> None:
     """Raise WeightsError if the file's sha256 contradicts its name (truncated or wrong file);
     a name without a hash part passes."""
     fname = os.path.basename(path)
     expected = KNOWN_SHA256.get(fname) or _hash_prefix(fname)
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    if not digest.hexdigest().startswith(expected):
-        raise WeightsError(f"{path}: sha256 {digest.hexdigest()} does not match the expected "
+    digest = sha256_file(path)
+    if not digest.startswith(expected):
+        raise WeightsError(f"{path}: sha256 {digest} does not match the expected "
                            f"{_hash_text(fname)}; delete the file and fetch it again")
 
 
@@ -87,3 +90,37 @@ def _hash_prefix(fname: str) -> str:
 def _hash_text(fname: str) -> str:
     full = KNOWN_SHA256.get(fname)
     return f"sha256 {full}" if full else f"sha256 starts with {_hash_prefix(fname)}"
+
+
+def read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    """The state dict in ``path``, read without running code: ``safetensors`` for
+    ``.safetensors``, else ``torch.load(weights_only=True)`` on the CPU. A checkpoint holding its
+    state dict under ``state_dict`` or ``model`` (a training checkpoint) is unwrapped.
+
+    Raises:
+        WeightsError: unreadable, or not a mapping of names to tensors.
+    """
+    try:
+        if path.lower().endswith(".safetensors"):
+            from safetensors.torch import load_file
+            state = load_file(path, device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # safetensors' and torch's own errors for damaged or unsafe files
+        raise WeightsError(f"{path}: cannot read it as weights only ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: not a state dict (a mapping of parameter names to tensors)")
+    return state
+
+
+def sha256_file(path: str) -> str:
+    """Hex sha256 of the file ``path``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

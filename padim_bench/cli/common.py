@@ -32,7 +32,7 @@ DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu or
 OutOpt = Annotated[Optional[str], typer.Option("--out", help="output folder (overrides output.dir)")]
 WeightsOpt = Annotated[
     Optional[str],
-    typer.Option("--weights", help="imagenet or random (random: time/memory only, labelled in every output)"),
+    typer.Option("--weights", help="imagenet, random (time/memory only, labelled in every output) or a weights FILE (.safetensors/.pth, loaded weights-only)"),
 ]
 ReuseOpt = Annotated[bool, typer.Option(
     "--reuse-results", help="on resume, keep finished categories made by other code (another padim-bench version or "

@@ -24,6 +24,9 @@ def table(
     all_categories: Annotated[bool, typer.Option(
         "--all-categories", help="per-category views in the terminal: every category, also those without a "
                                  "measurement (files always hold every category)")] = False,
+    sort: Annotated[str, typer.Option("--sort", help="table backbones: the column rows are ranked by (image_roc_auc, "
+                                                     "pixel_roc_auc, pro, fit_s, infer_s_per_image, state_gb, "
+                                                     "fit_peak_gb)")] = "image_roc_auc",
 ) -> None:
     """Show a paper table with the paper's value, ours and the difference in every cell.
 
@@ -54,7 +57,14 @@ def table(
                 raise PadimBenchError(f"--output {output}: a run's folder or file (a run writes {', '.join(run_files)}); "
                                       "write the table elsewhere")
         records = store.read_results(results or [])
-        parts = tables.build(number, records)
+        if number == "backbones":  # the backbone comparison (padim_bench.tables.backbones)
+            from ..tables import backbones_render
+            from ..tables.backbones import build_backbones
+
+            parts = [build_backbones(records, sort)]
+            tables = backbones_render  # type: ignore[assignment]  # its to_rich / to_markdown / to_csv / to_latex
+        else:
+            parts = tables.build(number, records)
     except PadimBenchError as e:
         _fail(e)
     if fmt == "rich" and output is None:
@@ -252,10 +262,11 @@ def _list_layers(names: list[str]) -> None:
 def list_(
     what: Annotated[str, typer.Argument(help="backbones, methods, datasets or layers")] = "backbones",
     names: Annotated[Optional[list[str]], typer.Argument(help="layers: only these backbones")] = None,
+    search: Annotated[str, typer.Option("--search", help="backbones: only names containing this, "
+                                                         "timm's and torchvision's models included")] = "",
 ) -> None:
-    """List registered backbones, methods, datasets (and their demos), or each backbone's layers
-    (feature taps) with their channels and strides."""
-    from ..backbones import backbone_names, layer_names
+    """List registered backbones (with their taps and local weights), methods, datasets (and their
+    demos), or each backbone's layers (feature taps) with their channels and strides."""
     from ..data import DATASETS, demo_names
     from ..methods import METHODS
 
@@ -265,8 +276,12 @@ def list_(
         except PadimBenchError as e:
             _fail(e)
     elif what == "backbones":
-        for name in backbone_names():
-            out_console.print(f"{name}: {', '.join(layer_names(name))}")
+        from .backbones import print_backbones
+
+        try:
+            print_backbones(search)
+        except PadimBenchError as e:
+            _fail(e)
     elif what == "methods":
         for name in METHODS.names():
             out_console.print(name)

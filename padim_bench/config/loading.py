@@ -252,6 +252,10 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"evaluation.pro_fpr_limit: must be in (0, 1], got {ev.pro_fpr_limit}")
     if not cfg.method.layers:
         raise ConfigError("method.layers: at least one layer is needed")
+    w = cfg.method.weights
+    if w not in ("imagenet", "random") and not w.lower().endswith((".safetensors", ".pth", ".pt", ".bin")):
+        raise ConfigError(f"method.weights: 'imagenet', 'random' or a weights file (.safetensors, .pth, .pt, "
+                          f".bin), got {w!r}")
     if len(set(cfg.method.layers)) != len(cfg.method.layers):
         raise ConfigError(f"method.layers: duplicated layer in {cfg.method.layers}")
     for key in ("batch_size", "timing_images"):

@@ -74,9 +74,12 @@ class MethodConfig:
 
     Attributes:
         name: registered method name (``padim``).
-        backbone: registered backbone name (``resnet18``, ``wide_resnet50_2``, ...).
-        weights: ``imagenet`` (pretrained, the paper's setting) or ``random`` (seeded random
-            initialisation; only for time and memory figures, and labelled so in every output).
+        backbone: registered backbone name (``resnet18``, ``wide_resnet50_2``, ...), or any library
+            model by source and name: ``timm/convnext_tiny.fb_in1k``, ``torchvision/resnet50``.
+        weights: ``imagenet`` (pretrained, the paper's setting), ``random`` (seeded random
+            initialisation; only for time and memory figures, and labelled so in every output), or
+            the path of a state-dict file (``.safetensors``, ``.pth``, ``.pt``, ``.bin``), loaded
+            weights-only and recorded with its sha256.
         layers: backbone layers tapped for the embedding, shallowest first.
         seed: seed for every random choice of the method (channel selection, random weights).
         params: the method's own parameters (a frozen dataclass owned by the method).
@@ -84,7 +87,7 @@ class MethodConfig:
 
     name: str = "padim"
     backbone: str = "resnet18"
-    weights: Literal["imagenet", "random"] = "imagenet"
+    weights: str = "imagenet"
     layers: list[str] = field(default_factory=lambda: ["layer1", "layer2", "layer3"])
     seed: int = 0
     params: Any = None

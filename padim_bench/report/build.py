@@ -33,6 +33,7 @@ from ..errors import PadimBenchError
 from ..output import markdown_table
 from ..store import atomic_write_bytes, atomic_write_text
 from . import html as H
+from .backbone_chart import backbone_sections
 from .data import GROUP_TEXT, GROUPS, IMAGE_THRESHOLD_RULE, PIXEL_THRESHOLD_RULE, REPORT_DATA_DIR, load_category, \
     safe_name
 from .html import Section
@@ -154,7 +155,7 @@ def build_report(run_dirs: Sequence[str | Path], out_dir: str | Path, *, data_ro
     columns, column_labels = _columns(runs)
     paper = _Paper()
     sections = [_runs_section(runs), *_chart_sections(runs, columns, column_labels, paper, figs),
-                _tables_section(runs, paper_tables, problems)]
+                *backbone_sections([r.record for r in runs], figs), _tables_section(runs, paper_tables, problems)]
     sections += [_category_section(cat, runs, figs, data_root, problems)
                  for cat in columns if cat not in tables.GROUP_KINDS]
     data_bytes = {str(r.folder): _dir_bytes(r.folder / REPORT_DATA_DIR) for r in runs}

@@ -35,7 +35,8 @@ def stamp_category(rec: dict[str, Any], cfg: RunConfig, split: Any, extractor: A
     if origin:
         rec["synthetic_data"] = origin
     rec["method"] = {"name": cfg.method.name, "backbone": extractor.name, "weights": extractor.weights,
-                     "weights_source": extractor.weights_source}
+                     "weights_source": extractor.weights_source,
+                     "weights_sha256": getattr(extractor, "weights_sha256", None)}
     rec["environment"] = environment
 
 
@@ -57,7 +58,9 @@ def run_record(cfg: RunConfig, records: list[dict[str, Any]], extractor: Any, en
             "name": extractor.name,
             "weights": extractor.weights,
             "weights_source": extractor.weights_source,
+            "weights_sha256": getattr(extractor, "weights_sha256", None),
             "normalization": extractor.normalization,
+            "mean": list(getattr(extractor, "mean", ())), "std": list(getattr(extractor, "std", ())),
             "layers": list(extractor.layers),
             "channels": dict(extractor.channels),
             "full_param_count": int(extractor.full_param_count),
