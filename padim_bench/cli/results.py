@@ -61,6 +61,8 @@ def table(
             from ..tables import backbones_render
             from ..tables.backbones import build_backbones
 
+            if fmt == "json":
+                raise PadimBenchError("table backbones: --format json is not available; use csv, md or tex")
             parts = [build_backbones(records, sort)]
             tables = backbones_render  # type: ignore[assignment]  # its to_rich / to_markdown / to_csv / to_latex
         else:

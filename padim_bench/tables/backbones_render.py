@@ -33,7 +33,7 @@ def _lines(table: BackboneTable) -> list[tuple[str, list[list[str]]]]:
             for title, rows in table.sections]
 
 
-def to_rich(table: BackboneTable) -> Table:
+def to_rich(table: BackboneTable, all_categories: bool = False) -> Table:
     """The table for the terminal, one rule-separated block per section."""
     t = Table(title=escape(table.title), caption=escape("\n".join(table.notes)), caption_justify="left")
     t.add_column("row")
