@@ -34,7 +34,13 @@ def render(renderable, width: int) -> str:
 
 @pytest.fixture(scope="module")
 def records():
-    return read_results(INPUTS)
+    """The committed runs, their ``_path`` relative to the checkout (notes name it; a clone
+    elsewhere must give the same text)."""
+    recs = read_results(INPUTS)
+    for r in recs:
+        if "_path" in r:
+            r["_path"] = str(Path(r["_path"]).resolve().relative_to(ROOT))
+    return recs
 
 
 @pytest.mark.parametrize("width", [80, 120])
